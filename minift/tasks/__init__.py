@@ -1,0 +1,1 @@
+"""One module per task family, each the whole story of that task."""
