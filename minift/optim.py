@@ -1,0 +1,196 @@
+"""AdamW, parameter groups with layer-wise learning-rate decay, and learning-rate schedules.
+
+References:
+- AdamW: Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019 (Algorithm 2),
+  with the bias correction of Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+  `AdamW` below takes the same steps as `torch.optim.AdamW` (tests/test_optim.py checks it).
+- No weight decay on biases and LayerNorm weights: Devlin et al., "BERT", 2019 (the original code).
+- Layer-wise learning-rate decay: Clark et al., "ELECTRA", ICLR 2020, appendix A;
+  Sun et al., "How to Fine-Tune BERT for Text Classification?", 2019, section 5.4.2.
+- Warmup then linear (or cosine) decay: the schedules of `transformers.optimization`
+  (`get_linear_schedule_with_warmup`, `get_cosine_schedule_with_warmup`); cosine from
+  Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017.
+
+How the pieces fit in a training loop:
+
+    groups = param_groups(model, lr=2e-5, weight_decay=0.01, layer_decay=0.9)
+    opt = AdamW(groups)
+    for step in range(total_steps):
+        set_lr(opt, linear(step, total_steps, warmup_steps))
+        loss = ...; loss.backward(); opt.step(); opt.zero_grad()
+"""
+import math
+import re
+
+import torch
+
+# ----------------------------------------------------------------------------------------------
+# AdamW
+# ----------------------------------------------------------------------------------------------
+
+
+class AdamW(torch.optim.Optimizer):
+    """Adam with decoupled weight decay. For each parameter p with gradient g, at step t = 1, 2, ...:
+
+        p   <- p - lr * wd * p                      (decoupled weight decay, before the Adam step)
+        m   <- beta1 * m + (1 - beta1) * g          (first moment, state "exp_avg")
+        v   <- beta2 * v + (1 - beta2) * g * g      (second moment, state "exp_avg_sq")
+        m^  =  m / (1 - beta1^t)                    (bias corrections: m and v start at zero)
+        v^  =  v / (1 - beta2^t)
+        p   <- p - lr * m^ / (sqrt(v^) + eps)
+
+    The state of each parameter is {"step": t (an int), "exp_avg": m, "exp_avg_sq": v}; it travels
+    through `state_dict()` / `load_state_dict()` (inherited from torch.optim.Optimizer) to resume.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        if lr < 0.0:
+            raise ValueError(f"learning rate must be >= 0, got {lr}")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"betas must lie in [0, 1), got {betas}")
+        if eps <= 0.0 or weight_decay < 0.0:
+            raise ValueError(f"need eps > 0 and weight_decay >= 0, got eps={eps}, weight_decay={weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One AdamW update of every parameter that has a gradient; returns closure() if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("AdamW does not support sparse gradients")
+                g = p.grad
+                state = self.state[p]
+                if not state:  # first step: moments start at zero
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+
+                p.mul_(1.0 - lr * wd)
+                m.mul_(beta1).add_(g, alpha=1.0 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+                m_hat = m / (1.0 - beta1**t)
+                v_hat = v / (1.0 - beta2**t)
+                p.addcdiv_(m_hat, v_hat.sqrt_().add_(eps), value=-lr)
+        return loss
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameter groups: no decay for biases and norms, layer-wise learning-rate decay
+# ----------------------------------------------------------------------------------------------
+
+_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+_EMBEDDINGS = re.compile(r"(?:^|\.)embeddings\.")
+
+
+def num_layers(names):
+    """L, the number of encoder layers: 1 + the largest i among names containing `layers.{i}.` (0 if none)."""
+    found = [int(m.group(1)) for m in map(_LAYER.search, names) if m]
+    return max(found) + 1 if found else 0
+
+
+def layer_depth(name, num_layers):
+    """How deep a parameter sits, counted from the input, for an encoder with `num_layers` layers L:
+
+        0      for `embeddings.*`
+        i + 1  for `layers.{i}.*`
+        L + 1  for everything else (pooler, task head)
+
+    The pattern may sit anywhere in the name, so `encoder.layers.3.attn.query.weight` has depth 4.
+    """
+    if _EMBEDDINGS.search(name):
+        return 0
+    m = _LAYER.search(name)
+    return int(m.group(1)) + 1 if m else num_layers + 1
+
+
+def param_groups(model, lr, weight_decay, layer_decay=None):
+    """Split the trainable parameters of `model` into optimizer groups.
+
+    - Weight decay: a parameter with fewer than 2 dimensions (`param.ndim < 2`: biases, LayerNorm
+      weights and biases, scalars) gets weight_decay 0; matrices (linear and embedding weights) get
+      `weight_decay`.
+    - Layer-wise learning-rate decay: with `layer_decay` = d, a parameter at depth k (see
+      `layer_depth`) of an L-layer encoder gets lr * d^(L + 1 - k), so the head learns at `lr` and
+      each layer below it at d times the rate of the layer above. Without it every group gets `lr`.
+    - Parameters with requires_grad False (frozen) are left out.
+
+    Each group is a dict {"params", "param_names", "lr", "initial_lr", "weight_decay"}; `initial_lr`
+    is the group's base rate that `set_lr` scales (the key torch.optim.lr_scheduler also uses).
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    depth_count = num_layers([n for n, _ in named])
+    groups = {}  # (depth, decays) -> group, in the order the parameters first appear
+    for name, p in named:
+        depth = layer_depth(name, depth_count) if layer_decay is not None else 0
+        decays = p.ndim >= 2
+        if (depth, decays) not in groups:
+            group_lr = lr * layer_decay ** (depth_count + 1 - depth) if layer_decay is not None else lr
+            groups[depth, decays] = {
+                "params": [], "param_names": [], "lr": group_lr, "initial_lr": group_lr,
+                "weight_decay": weight_decay if decays else 0.0,
+            }
+        groups[depth, decays]["params"].append(p)
+        groups[depth, decays]["param_names"].append(name)
+    return list(groups.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# Learning-rate schedules: multipliers in [0, 1] as pure functions of the step (0-based)
+# ----------------------------------------------------------------------------------------------
+
+
+def _warmup(step, warmup_steps):
+    """step / warmup_steps while step < warmup_steps (the first update has multiplier 0), else 1."""
+    return step / max(1, warmup_steps) if step < warmup_steps else 1.0
+
+
+def constant(step, total_steps=0, warmup_steps=0):
+    """1 after a linear warmup: step / W for step < W, then 1."""
+    return _warmup(step, warmup_steps)
+
+
+def linear(step, total_steps, warmup_steps=0):
+    """Linear warmup, then linear decay to 0 at total_steps T:  (T - step) / (T - W) for step >= W."""
+    if step < warmup_steps:
+        return _warmup(step, warmup_steps)
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def cosine(step, total_steps, warmup_steps=0):
+    """Linear warmup, then half a cosine down to 0 at T:  0.5 * (1 + cos(pi * progress)),
+    progress = (step - W) / (T - W), held at 1 after T (so the rate stays 0)."""
+    if step < warmup_steps:
+        return _warmup(step, warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def exponential(step, total_steps=0, warmup_steps=0, gamma=0.999):
+    """Linear warmup, then exponential decay:  gamma^(step - W) for step >= W."""
+    if step < warmup_steps:
+        return _warmup(step, warmup_steps)
+    return gamma ** (step - warmup_steps)
+
+
+SCHEDULES = {"constant": constant, "linear": linear, "cosine": cosine, "exponential": exponential}
+
+
+def set_lr(optimizer, multiplier):
+    """Set every group's lr to its base rate `initial_lr` times `multiplier` (a schedule's value).
+
+    A group without `initial_lr` takes its current lr as the base the first time.
+    """
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+        group["lr"] = group["initial_lr"] * multiplier
