@@ -1,0 +1,155 @@
+"""Training losses, written out from their formulas (PyTorch only, differentiable).
+
+Reference: the definitions of ``torch.nn.functional.cross_entropy``,
+``binary_cross_entropy_with_logits`` and ``mse_loss`` (PyTorch docs); label smoothing
+follows Szegedy et al. 2016, "Rethinking the Inception Architecture", section 7.
+The tests check values *and* gradients against ``torch.nn.functional``.
+
+Cross-entropy, logits x (N, C), class targets y_i in {0..C-1} or ``ignore_index``,
+class weights w (C,), smoothing eps:
+
+    log p_ic = x_ic - m_i - log sum_c' exp(x_ic' - m_i),  m_i = max_c x_ic
+                     (the log-sum-exp trick: exp never sees a positive number)
+    L_i = (1 - eps) * (-w_{y_i} log p_{i,y_i}) + (eps / C) * sum_c (-w_c log p_ic)
+    mean = sum_i L_i / sum_{i not ignored} w_{y_i}        (a weighted mean)
+
+The smoothing term weights each class by its *own* w_c (as PyTorch does).
+With probability targets q (same shape as x) the loss is -sum_c w_c q'_ic log p_ic,
+q' = (1 - eps) q + eps / C, and the mean divides by N.
+
+Binary cross-entropy on logits x, targets y, pos_weight p, weight v:
+
+    L = v * [ p * y * softplus(-x) + (1 - y) * softplus(x) ]
+    softplus(z) = log(1 + e^z) = max(z, 0) + log1p(e^-|z|)
+
+softplus(-x) = -log sigmoid(x) and softplus(x) = -log(1 - sigmoid(x)); the right-hand
+form never overflows.  The mean is over all elements.
+
+MSE: mean((x - y)^2).  Shapes must match exactly: a (N, 1) prediction against a (N,)
+target would silently broadcast to (N, N) in torch, so here it is an error.
+"""
+import torch
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return loss.sum() / loss.numel()  # 0 / 0 = nan for an empty batch, like torch
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _check_float(name: str, t: torch.Tensor) -> None:
+    if not torch.is_floating_point(t):
+        raise TypeError(f"{name} must be a floating point tensor, got {t.dtype}")
+
+
+def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Stable log-softmax along ``dim``: x - m - log(sum(exp(x - m))), m = max(x)."""
+    # m is a constant shift: its gradient would cancel anyway, so keep it out of autograd.
+    m = x.amax(dim=dim, keepdim=True).detach()
+    shifted = x - m
+    return shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
+
+
+def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    """Cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against class indices or probabilities.
+
+    ``target`` is (N,) / (N, d1, ...) of int64 class indices, or a float tensor of the same
+    shape as ``logits`` holding class probabilities.  Returns a scalar, or (N, d1, ...) for
+    ``reduction="none"`` (0 at ignored positions).
+    """
+    _check_float("logits", logits)
+    if logits.dim() < 1:
+        raise ValueError("logits must have a class dimension")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if logits.dim() == 1:  # one unbatched example: logits (C,), target a scalar (or (C,) probabilities)
+        loss = cross_entropy(logits[None], target[None], weight, ignore_index, label_smoothing, reduction)
+        return loss[0] if reduction == "none" else loss
+    C = logits.shape[1]
+    if weight is None:
+        weight = logits.new_ones(C)
+    if weight.shape != (C,):
+        raise ValueError(f"weight must have shape ({C},), got {tuple(weight.shape)}")
+    weight = weight.to(logits.dtype)
+    # Move the class dimension last and flatten: (N, C, d1, ...) -> (M, C).
+    x = logits.movedim(1, -1).reshape(-1, C)
+    logp = log_softmax(x, dim=-1)                                  # (M, C)
+    smooth = -(logp * weight).sum(dim=-1)                          # (M,) sum_c -w_c log p_c
+
+    if torch.is_floating_point(target):  # probability targets
+        if target.shape != logits.shape:
+            raise ValueError(f"probability target shape {tuple(target.shape)} != logits {tuple(logits.shape)}")
+        q = target.movedim(1, -1).reshape(-1, C).to(logits.dtype)
+        q = (1 - label_smoothing) * q + label_smoothing / C
+        loss = -(weight * q * logp).sum(dim=-1)                    # (M,)
+        out_shape = (logits.shape[0],) + tuple(logits.shape[2:])
+        return _reduce(loss.reshape(out_shape), reduction)         # mean divides by N * d1 * ...
+
+    if target.dtype not in (torch.int64, torch.uint8):
+        raise TypeError(f"class-index targets must be int64, got {target.dtype}")
+    expected = (logits.shape[0],) + tuple(logits.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(f"target shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}: "
+                         f"expected {expected}")
+    y = target.reshape(-1).long()                                  # (M,)
+    keep = y != ignore_index                                       # (M,) bool
+    bad = keep & ((y < 0) | (y >= C))
+    if bad.any():
+        raise IndexError(f"target {int(y[bad][0])} is out of bounds for {C} classes")
+    y_safe = torch.where(keep, y, torch.zeros_like(y))            # any valid index at ignored rows
+    w_y = weight[y_safe]                                           # (M,)
+    nll = -w_y * logp.gather(1, y_safe.unsqueeze(1)).squeeze(1)    # (M,) -w_y log p_y
+    loss = (1 - label_smoothing) * nll + (label_smoothing / C) * smooth
+    loss = torch.where(keep, loss, torch.zeros_like(loss))         # ignored rows contribute 0
+
+    if reduction == "mean":  # weighted mean; 0 / 0 = nan when every target is ignored
+        return loss.sum() / torch.where(keep, w_y, torch.zeros_like(w_y)).sum()
+    if reduction == "sum":
+        return loss.sum()
+    return loss.reshape(expected)
+
+
+def _softplus(z: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^z) = max(z, 0) + log1p(e^-|z|), never overflowing.
+
+    max(z, 0) is written (z + |z|) / 2 so that autograd gives the exact derivative
+    sigmoid(0) = 1/2 at z = 0 (torch takes d|z|/dz = 0 there).
+    """
+    return 0.5 * (z + z.abs()) + torch.log1p(torch.exp(-z.abs()))
+
+
+def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=None, reduction="mean"):
+    """Sigmoid + binary cross-entropy in one stable step; shapes of logits and target must match.
+
+    ``pos_weight`` (broadcast over the last dimension) scales the positive term,
+    ``weight`` rescales every element.  The mean is over all elements.
+    """
+    _check_float("logits", logits)
+    _check_float("target", target)
+    if target.shape != logits.shape:
+        raise ValueError(f"target shape {tuple(target.shape)} must equal logits shape {tuple(logits.shape)}")
+    pos = softplus_neg = _softplus(-logits)                        # -log sigmoid(x)
+    if pos_weight is not None:
+        pos = pos_weight * softplus_neg
+    loss = target * pos + (1 - target) * _softplus(logits)        # (...,) same shape as logits
+    if weight is not None:
+        loss = weight * loss
+    return _reduce(loss, reduction)
+
+
+def mse(pred, target, reduction="mean"):
+    """Mean squared error; ``pred`` and ``target`` must have identical shapes (no broadcasting)."""
+    _check_float("pred", pred)
+    _check_float("target", target)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}; "
+                         "squeeze a (N, 1) regression head to (N,) first")
+    return _reduce((pred - target) ** 2, reduction)
