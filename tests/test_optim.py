@@ -218,7 +218,7 @@ totals = st.integers(1, 400)
 warmups = st.integers(0, 50)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(step=steps, total=totals, warmup=warmups)
 def test_linear_and_cosine_match_transformers(step, total, warmup):
     transformers = pytest.importorskip("transformers")
@@ -247,7 +247,7 @@ def test_set_lr_follows_transformers_scheduler_over_a_run():
     assert [g["initial_lr"] for g in opt.param_groups] == [1e-3, 5e-4]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(step=steps, total=totals, warmup=warmups, gamma=st.floats(0.5, 1.0))
 def test_schedule_shapes(step, total, warmup, gamma):
     for name, fn in SCHEDULES.items():
