@@ -38,7 +38,7 @@ def ce_case(draw, lo=-30.0, hi=30.0):
     return torch.tensor(x), torch.tensor(y), None if w is None else torch.tensor(w), eps
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None, max_examples=100)
 @given(case=ce_case(), reduction=st.sampled_from(REDUCTIONS), dtype=st.sampled_from([torch.float64, torch.float32]))
 def test_cross_entropy_matches_torch(case, reduction, dtype):
     x, y, w, eps = case
@@ -136,7 +136,7 @@ def bce_case(draw):
     return as_t(x), as_t(y), as_t(pw), as_t(w)
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None, max_examples=100)
 @given(case=bce_case(), reduction=st.sampled_from(REDUCTIONS), dtype=st.sampled_from([torch.float64, torch.float32]))
 def test_bce_with_logits_matches_torch(case, reduction, dtype):
     x, y, pw, w = (None if t is None else t.to(dtype) for t in case)
