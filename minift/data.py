@@ -134,6 +134,8 @@ def read_table(path, text_col, label_col=None, text_pair_col=None, has_header=Tr
             cols = {key: str(col) for key, col in wanted.items()}
         else:
             header = [name.strip() for name in next(rows, (0, []))[1]] if has_header else None
+            if header == []:
+                raise DataError(f"{path}: the file is empty (expected a header row)")
             cols = {key: _column(col, header, path) for key, col in wanted.items()}
         examples = []
         for line, row in rows:
@@ -339,5 +341,5 @@ def collate(features, pad_values=None):
         else:
             raise ValueError(f"no pad value for the feature {key!r}: pass pad_values={{{key!r}: ...}}")
     if "input_ids" in batch and "attention_mask" not in batch:
-        batch["attention_mask"] = _pad([[1] * len(f["input_ids"]) for f in features], 0)
+        batch["attention_mask"] = pad_batch([f["input_ids"] for f in features])[1]
     return batch

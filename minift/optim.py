@@ -128,8 +128,8 @@ def param_groups(model, lr, weight_decay, layer_decay=None):
     Each group is a dict {"params", "param_names", "lr", "initial_lr", "weight_decay"}; `initial_lr`
     is the group's base rate that `set_lr` scales (the key torch.optim.lr_scheduler also uses).
     """
+    depth_count = num_layers([n for n, _ in model.named_parameters()])  # frozen layers count too
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    depth_count = num_layers([n for n, _ in named])
     groups = {}  # (depth, decays) -> group, in the order the parameters first appear
     for name, p in named:
         depth = layer_depth(name, depth_count) if layer_decay is not None else 0

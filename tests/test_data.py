@@ -112,6 +112,9 @@ def test_errors_name_the_file_line_and_column(tmp_path):
         read_table(broken, "text")
     with pytest.raises(DataError, match="cannot tell the format"):
         read_table(write(tmp_path, "x.dat", "a,b\n"), 0)
+    with pytest.raises(DataError, match=r"empty\.csv: the file is empty"):
+        read_table(write(tmp_path, "empty.csv", "\n\n"), "text")
+    assert read_table(write(tmp_path, "header_only.csv", "text\n"), "text") == []
     with pytest.raises(DataError, match="no such file"):
         read_table(tmp_path / "missing.csv", "text")
     assert issubclass(DataError, ValueError)

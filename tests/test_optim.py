@@ -195,6 +195,14 @@ def test_layer_decay_lr_is_lr_times_decay_to_distance_from_top(layers, decay, lr
     assert len(groups) == 2 * (layers + 2)
 
 
+def test_layer_decay_counts_frozen_layers():
+    model = Classifier(layers=3)
+    model.encoder.layers[2].requires_grad_(False)  # freezing the top layer must not renumber the rest
+    lr_of = {n: g["lr"] for g in param_groups(model, 1.0, 0.0, layer_decay=0.5) for n in g["param_names"]}
+    assert lr_of["encoder.layers.1.attn.weight"] == 0.5**2 and lr_of["head.out.bias"] == 1.0
+    assert not any(".layers.2." in n for n in lr_of)
+
+
 def test_param_groups_drive_both_adamw_and_keep_names_in_state_dict():
     model = Classifier()
     groups = param_groups(model, lr=1e-3, weight_decay=0.01, layer_decay=0.8)
