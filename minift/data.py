@@ -123,10 +123,9 @@ def read_table(path, text_col, label_col=None, text_pair_col=None, has_header=Tr
     if delimiter is None and ext not in DELIMITERS and ext not in JSON_LINES:
         raise DataError(f"{path}: cannot tell the format from the extension {ext!r}; use .csv, .tsv or .jsonl, "
                         f"or pass the delimiter (e.g. delimiter='\\t')")
-    if codecs.lookup(encoding).name == "utf-8":
-        encoding = "utf-8-sig"  # the same, but drops a byte-order mark
+    read_as = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding  # -sig: drop a BOM
     is_json = delimiter is None and ext in JSON_LINES
-    rows = _json_rows(path, encoding) if is_json else _rows(path, encoding, delimiter or DELIMITERS[ext])
+    rows = _json_rows(path, read_as) if is_json else _rows(path, read_as, delimiter or DELIMITERS[ext])
     wanted = {"text": text_col, "text_pair": text_pair_col, "label": label_col}
     wanted = {key: col for key, col in wanted.items() if col is not None}
     try:

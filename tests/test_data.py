@@ -85,7 +85,7 @@ def test_delimiter_overrides_the_extension_and_may_be_long(tmp_path):
 
 def test_encoding(tmp_path):
     path = write(tmp_path, "latin.tsv", "text\tlabel\ncaf\u00e9\tDESC\n", encoding="latin-1")
-    with pytest.raises(DataError, match=r"latin\.tsv: not valid utf-8.*encoding='latin-1'"):
+    with pytest.raises(DataError, match=r"latin\.tsv: not valid utf-8 \(.*encoding='latin-1'"):
         read_table(path, "text", "label")
     assert read_table(path, "text", "label", encoding="latin-1")[0].text == "caf\u00e9"
 
