@@ -1,0 +1,86 @@
+"""Forward + backward time of minift's encoder vs `transformers.BertModel` (SDPA attention), same weights.
+
+A random MiniLM-sized BERT (hidden 384, 6 layers, 12 heads, intermediate 1536) is built by `transformers`, saved,
+and loaded by minift, so both models hold identical weights. Both are timed in this one process, alternating
+step by step so that machine noise hits both alike; the median of `--steps` steps after `--warmup` is reported.
+
+    python benchmarks/encoder_speed.py [--batch 32] [--seq 128] [--steps 15] [--device cpu]
+"""
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+from transformers import BertConfig, BertModel
+
+from minift.encoder import Encoder
+
+
+def step_time(model, inputs, hf: bool) -> float:
+    start = time.perf_counter()
+    out = model(**inputs).last_hidden_state if hf else model(**inputs)
+    out.float().pow(2).mean().backward()
+    if inputs["input_ids"].is_cuda:
+        torch.cuda.synchronize()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def peak_memory_mb(model, inputs, hf: bool) -> float:
+    """Peak bytes of tensors alive during one step (CUDA allocator, or the CPU profiler's memory events)."""
+    if inputs["input_ids"].is_cuda:
+        torch.cuda.reset_peak_memory_stats()
+        step_time(model, inputs, hf)
+        return torch.cuda.max_memory_allocated() / 2**20
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step_time(model, inputs, hf)
+    current = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        current += event.cpu_memory_usage if not event.cpu_children else 0
+        peak = max(peak, current)
+    return peak / 2**20
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    cfg = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536,
+                     attn_implementation="sdpa")
+    hf = BertModel(cfg)
+    assert hf.config._attn_implementation == "sdpa", hf.config._attn_implementation
+    with tempfile.TemporaryDirectory() as tmp:
+        hf.save_pretrained(tmp)
+        ours = Encoder.from_pretrained(tmp)
+    hf, ours = hf.to(args.device).train(), ours.to(args.device).train()
+
+    ids = torch.randint(1000, cfg.vocab_size, (args.batch, args.seq), device=args.device)
+    mask = torch.ones_like(ids)
+    mask[: args.batch // 2, args.seq * 3 // 4:] = 0  # half the batch padded, as in real batches
+    inputs = {"input_ids": ids, "attention_mask": mask}
+
+    times = {"minift": [], "transformers": []}
+    for i in range(args.warmup + args.steps):
+        for name, model in (("minift", ours), ("transformers", hf)):
+            t = step_time(model, inputs, hf=name == "transformers")
+            if i >= args.warmup:
+                times[name].append(t)
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    mem = {"minift": peak_memory_mb(ours, inputs, False), "transformers": peak_memory_mb(hf, inputs, True)}
+    print(f"device {args.device}, batch {args.batch} x {args.seq} tokens, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, median of {args.steps} forward+backward steps")
+    for name in med:
+        print(f"  {name:13s} {med[name] * 1000:8.1f} ms/step   peak memory {mem[name]:8.1f} MiB")
+    print(f"  time ratio minift / transformers = {med['minift'] / med['transformers']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

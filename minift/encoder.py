@@ -1,0 +1,226 @@
+"""A BERT-family Transformer encoder, written out module by module.
+
+Follows Devlin et al. (2019), "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
+which uses the encoder of Vaswani et al. (2017), "Attention Is All You Need". The same code runs BERT, MiniLM
+(a BERT with fewer, narrower layers), RoBERTa (Liu et al., 2019: positions offset past the padding index) and
+DistilBERT (Sanh et al., 2019: no token types, no pooler). Given token ids `x` of shape (B, T):
+
+    h_0 = LayerNorm(E_word[x] + E_pos[0..T-1] + E_type[segment])           embeddings      (B, T, H)
+    a   = softmax(Q Kᵀ / √d + mask) V,  Q = h W_q, K = h W_k, V = h W_v     self-attention, per head
+    h'  = LayerNorm(h + a W_o)                                              post-LN residual
+    h   = LayerNorm(h' + act(h' W_up) W_down)                              feed-forward, post-LN
+    pooled = tanh(h_L[:, 0] W_pool)                                         pooler ([CLS]), BERT/RoBERTa only
+
+Attention has two paths that compute the same thing: `attention_reference` is the formula above written out;
+`torch.nn.functional.scaled_dot_product_attention` is the fast path used by default. A test proves them equal.
+Parameter names (`embeddings.word`, `layers.3.attn.query`, ...) are minift's own; `minift/checkpoint.py` maps them
+to and from the names in Hugging Face checkpoints.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minift import checkpoint
+from minift.config import EncoderConfig
+
+log = logging.getLogger(__name__)
+
+ACTIVATIONS = {
+    "gelu": F.gelu,  # exact: x·Φ(x)
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's tanh approximation
+    "relu": F.relu,
+}
+
+
+def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """Turn a mask into the additive form broadcast over heads: 0 where attending is allowed, a huge negative
+    number where it is not.
+
+    (B, T) keep-mask of 1/0 (padding)           -> (B, 1, 1, T): every query sees the same keys
+    (B, T, T) additive mask (0 or -inf / min)    -> (B, 1, T, T): each query row has its own keys (seq2seq)
+    """
+    if mask is None:
+        return None
+    if mask.dim() == 2:
+        blocked = mask[:, None, None, :] == 0  # (B, 1, 1, T)
+        return torch.zeros(blocked.shape, dtype=dtype, device=mask.device).masked_fill(blocked,
+                                                                                   torch.finfo(dtype).min)
+    if mask.dim() == 3:
+        return mask[:, None, :, :].to(dtype).clamp(min=torch.finfo(dtype).min)  # (B, 1, T, T)
+    raise ValueError(f"attention_mask must be (B, T) or (B, T, T); got shape {tuple(mask.shape)}")
+
+
+def attention_reference(q, k, v, mask=None, dropout_p=0.0):
+    """softmax(Q Kᵀ / √d + mask) V, written as the formula. q, k, v: (B, heads, T, d); mask: (B, 1, T|1, T)."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, heads, T, T)
+    if mask is not None:
+        scores = scores + mask
+    probs = F.dropout(scores.softmax(dim=-1), p=dropout_p)  # each query's weights over the keys sum to 1
+    return probs @ v  # (B, heads, T, d)
+
+
+class Embeddings(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.word = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
+        pos_pad = cfg.pad_token_id if cfg.model_type == "roberta" else None
+        self.position = nn.Embedding(cfg.max_positions, cfg.hidden_size, padding_idx=pos_pad)
+        self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size) if cfg.type_vocab_size else None
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout)
+
+    def positions(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Position ids (B, T): 0, 1, 2, ... (from `start`); RoBERTa counts real tokens from pad_id + 1."""
+        if self.cfg.model_type == "roberta":
+            real = (input_ids != self.cfg.pad_token_id).long()
+            return (torch.cumsum(real, dim=1) + start) * real + self.cfg.pad_token_id
+        T = input_ids.size(1)
+        return torch.arange(start, start + T, device=input_ids.device).expand_as(input_ids)
+
+    def forward(self, input_ids, token_type_ids=None, position_ids=None):  # (B, T) -> (B, T, H)
+        if position_ids is None:
+            position_ids = self.positions(input_ids)
+        if position_ids.max() >= self.cfg.max_positions:
+            raise ValueError(f"sequence of {input_ids.size(1)} tokens is longer than the model's "
+                             f"{self.cfg.max_positions} positions: truncate it (max_length)")
+        h = self.word(input_ids) + self.position(position_ids)
+        if self.token_type is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros_like(input_ids)
+            h = h + self.token_type(token_type_ids)
+        return self.dropout(self.norm(h))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        H = cfg.hidden_size
+        self.heads, self.dropout_p = cfg.num_heads, cfg.attention_dropout
+        self.query, self.key, self.value, self.out = (nn.Linear(H, H) for _ in range(4))
+        self.fast = True  # False: use attention_reference (the formula), e.g. to compare or to teach
+
+    def split_heads(self, x):  # (B, T, H) -> (B, heads, T, d)
+        B, T, H = x.shape
+        return x.view(B, T, self.heads, H // self.heads).transpose(1, 2)
+
+    def forward(self, x, mask=None, past=None):
+        """x: (B, T, H); mask: additive (B, 1, T|1, S); past: cached (k, v) of earlier positions, each
+        (B, heads, S - T, d), for step-by-step decoding. Returns (output (B, T, H), (k, v) including x)."""
+        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, heads, S, d)
+        p = self.dropout_p if self.training else 0.0
+        if self.fast:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:
+            y = attention_reference(q, k, v, mask, p)
+        B, _, T, _ = y.shape
+        return self.out(y.transpose(1, 2).reshape(B, T, -1)), (k, v)  # (B, T, H)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.up = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.down = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.act = ACTIVATIONS[cfg.activation]
+
+    def forward(self, x):  # (B, T, H) -> (B, T, I) -> (B, T, H)
+        return self.down(self.act(self.up(x)))
+
+
+class Block(nn.Module):
+    """One post-LN Transformer layer: attention then feed-forward, each added back and normalised."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.attn = SelfAttention(cfg)
+        self.attn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.ffn = FeedForward(cfg)
+        self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout)
+
+    def forward(self, x, mask=None, past=None):  # (B, T, H) -> (B, T, H)
+        a, kv = self.attn(x, mask, past)
+        x = self.attn_norm(x + self.dropout(a))
+        x = self.ffn_norm(x + self.dropout(self.ffn(x)))
+        return x, kv
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embeddings = Embeddings(cfg)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.has_pooler else None
+        self.head_tensors: dict[str, torch.Tensor] = {}  # task-head tensors found in the checkpoint, if any
+        self.apply(self._init_weights)
+
+    def _init_weights(self, m):
+        """BERT's initialisation: N(0, 0.02) weights, zero biases, LayerNorm at identity, zero padding row."""
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            nn.init.zeros_(m.weight[m.padding_idx])
+        if isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def use_reference_attention(self, on: bool = True) -> "Encoder":
+        """Switch every layer between the written-out formula (on) and scaled_dot_product_attention (off)."""
+        for layer in self.layers:
+            layer.attn.fast = not on
+        return self
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        """input_ids (B, T); attention_mask (B, T) of 1/0, or additive (B, T, T) -> hidden states (B, T, H)."""
+        x = self.embeddings(input_ids, token_type_ids)
+        mask = additive_mask(attention_mask, x.dtype)
+        if attention_mask is not None and attention_mask.dim() == 2 and bool(attention_mask.all()):
+            mask = None  # nothing to hide: the unmasked kernel is faster
+        for layer in self.layers:
+            x, _ = layer(x, mask)
+        return x
+
+    def pool(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The pretrained pooler: tanh(W h[CLS] + b), (B, T, H) -> (B, H)."""
+        if self.pooler is None:
+            raise ValueError(f"a {self.cfg.model_type} checkpoint has no pooler; pool with [CLS] or the mean")
+        return torch.tanh(self.pooler(hidden[:, 0]))
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, revision: str | None = None) -> "Encoder":
+        """Build the encoder from a checkpoint folder or Hub id, check every tensor fits, and load them."""
+        folder = checkpoint.resolve(name_or_path, revision)
+        cfg = EncoderConfig.from_file(folder / "config.json")
+        tensors, heads, unknown = checkpoint.to_minift_names(checkpoint.read_tensors(folder), cfg.model_type)
+        model = cls(cfg)
+        if cfg.has_pooler and "pooler.weight" not in tensors:  # e.g. a checkpoint saved without its pooler
+            model.pooler = None
+            cfg.has_pooler = False
+        shapes = {name: tuple(p.shape) for name, p in model.state_dict().items()}
+        checkpoint.check_fit(shapes, tensors, unknown, source=str(folder))
+        model.load_state_dict(tensors)
+        model.head_tensors = heads
+        if heads:
+            log.info("%s: task-head tensors not part of the encoder: %s", folder, ", ".join(sorted(heads)))
+        return model
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write `config.json` and `model.safetensors` with the original (Hugging Face) names."""
+        family = self.cfg.model_type
+        tensors = {checkpoint.rename(name, family, reverse=True): t for name, t in self.state_dict().items()}
+        config = self.cfg.to_dict()
+        config["architectures"] = [{"bert": "BertModel", "roberta": "RobertaModel",
+                                    "distilbert": "DistilBertModel"}[family]]
+        checkpoint.write_tensors(folder, tensors, config)
