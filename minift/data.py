@@ -1,11 +1,9 @@
-"""Labelled data for sentence tasks: reading tables, labels, validation splits, batch samplers, padding.
+"""Labelled data for sentence tasks: reading tables, labels and validation splits.
 
 References: CSV per RFC 4180 (Python's `csv`); TSV as GLUE ships it (tab-separated, no quoting, so a lone
 `"` is an ordinary character); JSON Lines (jsonlines.org). Stratified split by largest remainder, as
-scikit-learn's StratifiedShuffleSplit; "balanced" class weights n / (C * n_c), scikit-learn's
-compute_class_weight (King & Zeng 2001); random oversampling, imbalanced-learn's RandomOverSampler;
-length-bucketed batches, AllenNLP's BucketIterator and Hugging Face's `group_by_length`.
-Errors in the user's files raise `DataError`, worded with the file, line and column.
+scikit-learn's StratifiedShuffleSplit. Errors in the user's files raise `DataError`, worded with the file,
+line and column. Turning the examples into batches (samplers, padding) is `minift/batching.py`.
 """
 import codecs
 import csv
@@ -263,82 +261,3 @@ def stratified_split(labels, valid_fraction, seed, stratify=True):
         valid += rng.choice(idx, quota[c], replace=False).tolist()
     chosen = set(valid)
     return [i for i in range(n) if i not in chosen], sorted(valid)
-
-
-# --- Batch samplers: lists of indices, deterministic given (seed, epoch) -------------------------
-def _rng(seed, epoch):
-    return np.random.default_rng([seed, epoch])
-
-
-def _cut(order, batch_size):
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def random_batches(n, batch_size, seed, epoch):
-    """A random permutation of 0..n-1 cut into batches (the last one may be shorter)."""
-    return _cut(_rng(seed, epoch).permutation(n).tolist(), batch_size)
-
-
-def length_bucketed_batches(lengths, batch_size, seed, epoch, chunk_batches=50):
-    """Batches of similar lengths: shuffle, sort each chunk of chunk_batches * batch_size indices by
-    length, cut the chunks into batches, then shuffle the order of the batches."""
-    rng = _rng(seed, epoch)
-    order, chunk = rng.permutation(len(lengths)).tolist(), chunk_batches * batch_size
-    batches = []
-    for start in range(0, len(order), chunk):
-        batches += _cut(sorted(order[start:start + chunk], key=lambda i: lengths[i]), batch_size)
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def oversampled_indices(labels, seed, epoch):
-    """Every index once, plus repeats drawn at random (with replacement) from each smaller class until every
-    class has as many as the largest one, all shuffled: one epoch's order, to be cut into batches in turn."""
-    rng, by_class = _rng(seed, epoch), _by_class(labels)
-    most = max(map(len, by_class.values()), default=0)
-    out = []
-    for idx in by_class.values():
-        out += idx + rng.choice(idx, most - len(idx), replace=True).tolist()
-    return [out[i] for i in rng.permutation(len(out))]
-
-
-def balanced_class_weights(labels, num_classes):
-    """Weight n / (C * n_c) per class id c (n examples, C classes, n_c of class c); 0 for absent classes."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(np.float64)
-    weights = np.divide(len(labels), num_classes * counts, out=np.zeros(num_classes), where=counts > 0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-# --- Padding -------------------------------------------------------------------------------------
-PAD_VALUES = {"input_ids": 0, "token_type_ids": 0, "attention_mask": 0, "labels": -100}
-
-
-def _pad(sequences, value):
-    """Right-pad lists to the longest one; a tensor (B, T), long for ints, float if any value is a float."""
-    width = max(map(len, sequences), default=0)
-    rows = [list(s) + [value] * (width - len(s)) for s in sequences]
-    return torch.tensor(rows, dtype=None if width else torch.long).reshape(len(rows), width)
-
-
-def pad_batch(sequences, pad_id=0):
-    """Token id lists -> (input_ids LongTensor (B, T), attention_mask (B, T): 1 on tokens, 0 on padding),
-    T the longest sequence in this batch (dynamic padding)."""
-    return _pad(sequences, pad_id), _pad([[1] * len(s) for s in sequences], 0)
-
-
-def collate(features, pad_values=None):
-    """A list of feature dicts -> a dict of tensors. Lists are right-padded with `pad_values[key]`
-    (defaults PAD_VALUES: ids, segments and mask with 0, token labels with -100, the index the loss
-    ignores); scalars (a class id, a score) are stacked. An attention_mask is added if missing."""
-    pads = {**PAD_VALUES, **(pad_values or {})}
-    batch = {}
-    for key in features[0]:
-        values = [f[key] for f in features]
-        if not isinstance(values[0], (list, tuple)):
-            batch[key] = torch.tensor(values)
-        elif key in pads or len(set(map(len, values))) == 1:
-            batch[key] = _pad(values, pads.get(key, 0))
-        else:
-            raise ValueError(f"no pad value for the feature {key!r}: pass pad_values={{{key!r}: ...}}")
-    if "input_ids" in batch and "attention_mask" not in batch:
-        batch["attention_mask"] = pad_batch([f["input_ids"] for f in features])[1]
-    return batch
