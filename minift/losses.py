@@ -79,10 +79,10 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
     if weight.shape != (C,):
         raise ValueError(f"weight must have shape ({C},), got {tuple(weight.shape)}")
     weight = weight.to(logits.dtype)
-    # Move the class dimension last and flatten: (N, C, d1, ...) -> (M, C).
+    batch_shape = (logits.shape[0],) + tuple(logits.shape[2:])    # (N, d1, ...)
+    # Move the class dimension last and flatten: (N, C, d1, ...) -> (M, C), M = N * d1 * ...
     x = logits.movedim(1, -1).reshape(-1, C)
     logp = log_softmax(x, dim=-1)                                  # (M, C)
-    smooth = -(logp * weight).sum(dim=-1)                          # (M,) sum_c -w_c log p_c
 
     if torch.is_floating_point(target):  # probability targets
         if target.shape != logits.shape:
@@ -90,15 +90,13 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
         q = target.movedim(1, -1).reshape(-1, C).to(logits.dtype)
         q = (1 - label_smoothing) * q + label_smoothing / C
         loss = -(weight * q * logp).sum(dim=-1)                    # (M,)
-        out_shape = (logits.shape[0],) + tuple(logits.shape[2:])
-        return _reduce(loss.reshape(out_shape), reduction)         # mean divides by N * d1 * ...
+        return _reduce(loss.reshape(batch_shape), reduction)       # the mean divides by M
 
     if target.dtype not in (torch.int64, torch.uint8):
         raise TypeError(f"class-index targets must be int64, got {target.dtype}")
-    expected = (logits.shape[0],) + tuple(logits.shape[2:])
-    if tuple(target.shape) != expected:
+    if tuple(target.shape) != batch_shape:
         raise ValueError(f"target shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}: "
-                         f"expected {expected}")
+                         f"expected {batch_shape}")
     y = target.reshape(-1).long()                                  # (M,)
     keep = y != ignore_index                                       # (M,) bool
     bad = keep & ((y < 0) | (y >= C))
@@ -107,6 +105,7 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
     y_safe = torch.where(keep, y, torch.zeros_like(y))            # any valid index at ignored rows
     w_y = weight[y_safe]                                           # (M,)
     nll = -w_y * logp.gather(1, y_safe.unsqueeze(1)).squeeze(1)    # (M,) -w_y log p_y
+    smooth = -(logp * weight).sum(dim=-1)                          # (M,) sum_c -w_c log p_c
     loss = (1 - label_smoothing) * nll + (label_smoothing / C) * smooth
     loss = torch.where(keep, loss, torch.zeros_like(loss))         # ignored rows contribute 0
 
@@ -114,7 +113,7 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
         return loss.sum() / torch.where(keep, w_y, torch.zeros_like(w_y)).sum()
     if reduction == "sum":
         return loss.sum()
-    return loss.reshape(expected)
+    return loss.reshape(batch_shape)
 
 
 def _softplus(z: torch.Tensor) -> torch.Tensor:
@@ -136,10 +135,11 @@ def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=Non
     _check_float("target", target)
     if target.shape != logits.shape:
         raise ValueError(f"target shape {tuple(target.shape)} must equal logits shape {tuple(logits.shape)}")
-    pos = softplus_neg = _softplus(-logits)                        # -log sigmoid(x)
+    pos_term = _softplus(-logits)                                  # -log sigmoid(x)
+    neg_term = _softplus(logits)                                   # -log(1 - sigmoid(x))
     if pos_weight is not None:
-        pos = pos_weight * softplus_neg
-    loss = target * pos + (1 - target) * _softplus(logits)        # (...,) same shape as logits
+        pos_term = pos_weight * pos_term                           # pos_weight (L,) broadcasts
+    loss = target * pos_term + (1 - target) * neg_term            # same shape as logits
     if weight is not None:
         loss = weight * loss
     return _reduce(loss, reduction)

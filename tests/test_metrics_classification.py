@@ -200,6 +200,9 @@ def test_multilabel_examples():
     with pytest.raises(ValueError, match="threshold"):
         multilabel_f1([[1, 0]], [[0.7, 0.2]])                  # probabilities must be thresholded
     assert threshold_logits(torch.tensor([[0.0, 1e-9, -1.0]])).tolist() == [[0, 1, 0]]
+    # a single column is one binary problem here; sklearn reads (n, 1) as binary labels {0, 1}
+    # and its macro would average classes 0 and 1 (0.3333), so compare with average='binary'
+    assert multilabel_f1([[1], [0]], [[1], [1]], "macro") == pytest.approx(skm.f1_score([1, 0], [1, 1]))
     assert hamming_loss(Yt, Yp) == pytest.approx(3 / 12)
     assert subset_accuracy(Yt, Yp) == 0.25                    # only the all-zero row matches
     with pytest.raises(ValueError):

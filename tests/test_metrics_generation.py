@@ -54,7 +54,7 @@ def close(a, b):
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None, max_examples=250)
 @given(data=corpus(), smooth=st.sampled_from(SMOOTHS), effective_order=st.booleans())
 def test_corpus_bleu_matches_sacrebleu(data, smooth, effective_order):
     hyps, refs = data

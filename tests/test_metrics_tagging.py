@@ -80,9 +80,15 @@ def test_report_matches_seqeval_classification_report(pair, mode):
     (["B", "I", "O", "B"], [("_", 0, 1), ("_", 3, 3)], [("_", 0, 1), ("_", 3, 3)]),
     (["B-ORG-X", "I-ORG-X"], [("ORG-X", 0, 1)], [("ORG-X", 0, 1)]),
     (["PER", "O", "X-LOC"], [("ER", 0, 0), ("LOC", 2, 2)], ValueError),   # seqeval strict: KeyError
+    (["O", "I", "I"], [("_", 1, 2)], []),                      # a bare I after O starts a chunk
+    (["S-PER", "I-PER"], [("PER", 0, 0), ("PER", 1, 1)], ValueError),
+    (["B-PER", "E-PER", "I-PER"], [("PER", 0, 1), ("PER", 2, 2)], ValueError),
 ])
 def test_entity_extraction_examples(tags, default, strict):
     assert get_entities([tags]) == default
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                        # seqeval warns on "PER"
+        assert default == sq_get_entities(tags)
     if strict is ValueError:
         with pytest.raises(ValueError):
             get_entities([tags], mode="strict")
