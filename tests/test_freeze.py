@@ -211,15 +211,17 @@ def test_gradual_unfreezing_with_one_optimizer_across_epochs():
 def test_an_encoder_without_pooler():
     model = TinyTask(model_type="distilbert", type_vocab_size=0, has_pooler=False)
     assert trainable(gradual_unfreeze(model, 0)) == HEAD
-    assert trainable(apply_freeze(model, "layers:1-3")) == HEAD | layer(0) | (EMB - {"encoder.embeddings.token_type.weight"})
+    no_token_types = EMB - {"encoder.embeddings.token_type.weight"}
+    assert trainable(apply_freeze(model, "layers:1-3")) == HEAD | layer(0) | no_token_types
 
 
 # ---------------------------------------------------------------------------------------------- counting
 
 
 def test_count_parameters_and_describe():
-    # embeddings 50·16 + 32·16 + 2·16 + 2·16 = 1376; a layer 4·(16·16 + 16) + 2·16 + (16·24 + 24) + (24·16 + 16)
-    # + 2·16 = 1960; pooler 16·16 + 16 = 272; head 16·3 + 3 = 51
+    # embeddings 50·16 + 32·16 + 2·16 + 2·16 = 1376;
+    # a layer 4·(16·16 + 16) + 2·16 + (16·24 + 24) + (24·16 + 16) + 2·16 = 1960;
+    # pooler 16·16 + 16 = 272; head 16·3 + 3 = 51
     total = 1376 + 4 * 1960 + 272 + 51
     assert count_parameters(apply_freeze(MODEL, "none")) == (total, total) == (9539, 9539)
     assert describe(MODEL) == "trainable parameters: 9,539 of 9,539 (100.00%)"
