@@ -216,11 +216,18 @@ class Encoder(nn.Module):
             log.info("%s: task-head tensors not part of the encoder: %s", folder, ", ".join(sorted(heads)))
         return model
 
-    def save_pretrained(self, folder: str | Path) -> None:
-        """Write `config.json` and `model.safetensors` with the original (Hugging Face) names."""
+    def hf_state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """The weights under their Hugging Face names, e.g. `bert.` + `encoder.layer.0.attention.self.query.weight`."""
         family = self.cfg.model_type
-        tensors = {checkpoint.rename(name, family, reverse=True): t for name, t in self.state_dict().items()}
-        config = self.cfg.to_dict()
-        config["architectures"] = [{"bert": "BertModel", "roberta": "RobertaModel",
-                                    "distilbert": "DistilBertModel"}[family]]
-        checkpoint.write_tensors(folder, tensors, config)
+        return {prefix + checkpoint.rename(name, family, reverse=True): t for name, t in self.state_dict().items()}
+
+    def save_pretrained(self, folder: str | Path, head_tensors: dict | None = None, config: dict | None = None,
+                        prefix: str = "") -> None:
+        """Write `config.json` and `model.safetensors` with the original (Hugging Face) names.
+
+        A task model passes its head's tensors (already under Hugging Face names), its extra config fields
+        (`architectures`, `id2label`, ...) and the family prefix (`bert.`) that a model with a head uses."""
+        family = self.cfg.model_type
+        base = {"bert": "BertModel", "roberta": "RobertaModel", "distilbert": "DistilBertModel"}[family]
+        checkpoint.write_tensors(folder, {**self.hf_state_dict(prefix), **(head_tensors or {})},
+                                 {**self.cfg.to_dict(), "architectures": [base], **(config or {})})

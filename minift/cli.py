@@ -1,0 +1,85 @@
+"""What the three commands (train, evaluate, predict) share: user errors, devices, seeds, and saved models.
+
+A user error (a bad file, column, checkpoint or flag) ends a command with exit code 2 and one message that says
+what is wrong, where, and what to do: never a traceback. Anything else is a bug in minift and keeps its traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from minift.checkpoint import CheckpointError
+from minift.config import ConfigError
+from minift.data import DataError
+from minift.encoder import Encoder
+from minift.tasks.sentence import MAIN_METRIC, SentenceTask
+from minift.tokenizer import Tokenizer
+
+
+class UsageError(ValueError):
+    """A flag or combination of flags that cannot work; the message says which and why."""
+
+
+USER_ERRORS = (UsageError, DataError, ConfigError, CheckpointError, FileNotFoundError, IsADirectoryError,
+               UnicodeDecodeError)
+TASKS = {kind: SentenceTask for kind in MAIN_METRIC}  # task name -> the class that knows that task
+
+
+def run(main, argv=None, prog: str = "minift") -> int:
+    """Call `main(argv)`; a user error prints `prog: error: message` to stderr and returns 2."""
+    try:
+        main(argv)
+    except USER_ERRORS as e:
+        message = str(e) if not isinstance(e, (FileNotFoundError, IsADirectoryError)) else \
+            f"{e.filename}: {e.strerror}"
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def pick_device(name: str | None) -> torch.device:
+    """CUDA when available, else CPU; `--device` overrides, and asking for a missing GPU is a user error."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA GPU is visible to torch; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name}: not a device torch knows (try cpu or cuda)") from None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every random number generator the run uses: Python's, NumPy's and torch's (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def load_trained(folder: str | Path, device: torch.device):
+    """A model folder written by `minift.train` -> (task, model on device, in eval mode)."""
+    folder = Path(folder)
+    meta_file = folder / "minift.json"
+    if not meta_file.is_file():
+        raise CheckpointError(f"{folder}: no minift.json; give the folder written by `python -m minift.train "
+                              "--out DIR`")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    task = TASKS[meta["task"]].from_meta(meta, Tokenizer.from_pretrained(folder))
+    model = task.build_model(Encoder.from_pretrained(folder)).to(device).eval()
+    return task, model
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON to a temporary name, then rename: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,80 @@
+"""Task heads: the small layers put on top of a pretrained encoder, one per kind of output.
+
+Fine-tuning (Devlin et al., 2019, §4) adds as little as possible to the encoder: a linear layer on one vector
+per sentence, per token, or per answer boundary. Given hidden states h of shape (B, T, H):
+
+    pool(h)              one vector per sentence (B, H): the pretrained pooler tanh(W h[CLS]), h[CLS], or the
+                         mean of the real tokens Σ_t m_t h_t / Σ_t m_t (sentence-transformers' pooling)
+    ClassifierHead       logits = W · dropout(x) + b           x: (B, H) -> (B, C), or per token (B, T, H) -> (B, T, C)
+    SpanHead             [start, end] = W h + b                 (B, T, H) -> two (B, T): extractive QA
+    LMHead               logits = E · LayerNorm(act(W h + b)) + b_vocab, E the tied word embeddings: (B, T, V)
+
+The attribute names follow the Hugging Face heads (`classifier`, `qa_outputs`, `cls.predictions`) only where
+`minift/checkpoint.py` needs them; see each task module for how a head is saved.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from minift.encoder import ACTIVATIONS, Encoder
+
+POOLINGS = ("pooler", "cls", "mean")
+
+
+def pool(encoder: Encoder, hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """One vector per sequence: (B, T, H) -> (B, H)."""
+    if how == "pooler":
+        return encoder.pool(hidden)
+    if how == "cls":
+        return hidden[:, 0]
+    if how == "mean":
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+    raise ValueError(f"pooling {how!r}: expected one of {', '.join(POOLINGS)}")
+
+
+class ClassifierHead(nn.Module):
+    """Dropout then one linear layer; works on (B, H) sentence vectors and on (B, T, H) token vectors."""
+
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_outputs)
+        nn.init.normal_(self.out.weight, std=0.02)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., H) -> (..., C)
+        return self.out(self.dropout(x))
+
+
+class SpanHead(nn.Module):
+    """Start and end logits of an answer span, one pair per token (Devlin et al., 2019, §4.2)."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.out = nn.Linear(hidden_size, 2)
+        nn.init.normal_(self.out.weight, std=0.02)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (B, T, H) -> 2 x (B, T)
+        start, end = self.out(hidden).unbind(dim=-1)
+        return start, end
+
+
+class LMHead(nn.Module):
+    """BERT's masked-language-model head: transform, LayerNorm, then scores against the tied word embeddings."""
+
+    def __init__(self, encoder: Encoder):
+        super().__init__()
+        cfg = encoder.cfg
+        self.transform = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.act = ACTIVATIONS[cfg.activation]
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        self.word = encoder.embeddings.word  # tied: the same tensor as the input embeddings
+        nn.init.normal_(self.transform.weight, std=0.02)
+        nn.init.zeros_(self.transform.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, V)
+        return self.norm(self.act(self.transform(hidden))) @ self.word.weight.T + self.bias

@@ -1,0 +1,58 @@
+"""`python -m minift.predict --model DIR (--text T ... | --data FILE)`: labels for new texts.
+
+Prints one JSON line per input: for classification the label and every label's probability, for multilabel the
+labels predicted (probability > 0.5) and the probabilities, for regression the value, e.g.
+`{"text": "a fine film", "label": "positive", "probabilities": {"negative": 0.03, "positive": 0.97}}`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from minift import cli
+from minift.data import Example
+from minift.evaluate import override_columns
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m minift.predict", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="folder written by `python -m minift.train --out`")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", action="append", help="a text to label (repeat for several)")
+    source.add_argument("--data", help="a file of texts (.csv, .tsv or .jsonl); labels in it are ignored")
+    p.add_argument("--text-pair", action="append", help="the second text of a pair, one per --text")
+    p.add_argument("--text-col", help="override the saved text column")
+    p.add_argument("--text-pair-col", help="override the saved second text column")
+    p.add_argument("--no-header", action="store_true", help="the file has no header row: columns by index")
+    p.add_argument("--encoding", help="override the saved encoding")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    return p
+
+
+def main(argv=None) -> None:
+    a = parser().parse_args(argv)
+    a.label_col = None
+    device = cli.pick_device(a.device)
+    task, model = cli.load_trained(a.model, device)
+    override_columns(task, a)
+    paired = task.columns.get("text_pair") is not None
+    if a.text is not None:
+        pairs = a.text_pair or []
+        if paired and len(pairs) != len(a.text):
+            raise cli.UsageError(f"this model reads text pairs: give one --text-pair per --text "
+                                 f"({len(a.text)} texts, {len(pairs)} pairs)")
+        examples = [Example(t, pairs[i] if paired else None) for i, t in enumerate(a.text)]
+    else:
+        examples = task.read(a.data, need_labels=False)
+    if not examples:
+        raise cli.DataError(f"{a.data}: no rows to predict")
+    logits = task.logits(model, task.featurize(examples, with_labels=False), a.batch_size, device)
+    lines = [json.dumps({"text": e.text, **({"text_pair": e.text_pair} if paired else {}), **row})
+             for e, row in zip(examples, task.predictions(logits))]
+    print("\n".join(lines))  # printed only once every row is done: no half-written output
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, prog="minift.predict"))

@@ -1,0 +1,198 @@
+"""Sentence tasks: one label, several labels, or a number for each text (or text pair).
+
+The recipe of Devlin et al. (2019, §4.1), as in Hugging Face's `BertForSequenceClassification`:
+
+    x      = [CLS] text [SEP] (pair [SEP])                     token ids (B, T)
+    h      = Encoder(x)                                         (B, T, H)
+    v      = pool(h)                                            (B, H): the pretrained pooler by default
+    z      = W · dropout(v) + b                                 (B, C)
+
+    classification  C = number of labels   loss = cross-entropy(z, y) (optionally class-weighted)
+                                           predict argmax z, probabilities softmax(z)
+    multilabel      C = number of labels   loss = binary cross-entropy of sigmoid(z) against a 0/1 vector
+                                           predict every label with z > 0 (probability > 0.5)
+    regression      C = 1                  loss = mean squared error (z - y)²; predict z
+
+Losses are returned as a sum with the count it is normalised by (examples, or example-labels for multilabel), so
+the training loop can divide by the count of a whole accumulated batch. A saved model folder is a Hugging Face
+`*ForSequenceClassification` checkpoint plus `minift.json`, the settings that reading new data needs.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from minift import losses
+from minift.batching import collate, length_bucketed_batches, oversampled_indices, random_batches
+from minift.data import DataError, LabelMap, encode_labels, read_table, regression_targets
+from minift.heads import ClassifierHead, pool
+from minift.metrics import classification_summary, multilabel_summary, regression_summary
+
+MAIN_METRIC = {"classification": "accuracy", "multilabel": "f1_micro", "regression": "pearson"}
+PROBLEM_TYPE = {"classification": "single_label_classification", "multilabel": "multi_label_classification",
+                "regression": "regression"}
+
+
+class SentenceModel(nn.Module):
+    """Encoder + pooling + a linear head: token ids (B, T) -> logits (B, C)."""
+
+    def __init__(self, encoder, num_outputs: int, pooling: str = "pooler"):
+        super().__init__()
+        self.encoder, self.pooling = encoder, pooling
+        self.head = ClassifierHead(encoder.cfg.hidden_size, num_outputs, dropout=encoder.cfg.hidden_dropout)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        hidden = self.encoder(input_ids, attention_mask, token_type_ids)  # (B, T, H)
+        return self.head(pool(self.encoder, hidden, attention_mask, self.pooling))  # (B, C)
+
+
+class SentenceTask:
+    """Everything the training loop needs to know about a sentence task: data, model, loss, metrics, output."""
+
+    def __init__(self, kind: str, tokenizer, columns: dict, max_length: int = 128, labels: LabelMap | None = None,
+                 pooling: str = "pooler", has_header: bool = True, encoding: str = "utf-8",
+                 label_delimiter: str = ","):
+        if kind not in MAIN_METRIC:
+            raise ValueError(f"task {kind!r}: expected one of {', '.join(MAIN_METRIC)}")
+        self.kind, self.tokenizer, self.columns, self.max_length = kind, tokenizer, columns, max_length
+        self.labels, self.pooling, self.has_header, self.encoding = labels, pooling, has_header, encoding
+        self.label_delimiter = label_delimiter
+        self.main_metric = MAIN_METRIC[kind]
+        self.class_weights: torch.Tensor | None = None  # set by the loop for --class-weights balanced
+
+    # ---- data ----
+    def read(self, path, need_labels: bool = True):
+        """Read a CSV / TSV / JSONL file into Examples with the task's columns."""
+        return read_table(path, self.columns["text"], self.columns.get("label") if need_labels else None,
+                          self.columns.get("text_pair"), has_header=self.has_header, encoding=self.encoding)
+
+    def fit_labels(self, examples) -> None:
+        """Build the label map from the training examples (not for regression)."""
+        if self.kind != "regression" and self.labels is None:
+            self.labels = LabelMap.from_labels([e.label for e in examples], multi_label=self.kind == "multilabel",
+                                               delimiter=self.label_delimiter)
+
+    def featurize(self, examples, source: str = "data", with_labels: bool = True) -> list[dict]:
+        """Tokenize (truncating to max_length) and attach label ids / vectors / values."""
+        if not examples:
+            return []
+        pairs = [e.text_pair for e in examples] if self.columns.get("text_pair") is not None else None
+        enc = self.tokenizer([e.text for e in examples], pairs, max_length=self.max_length, return_tensors=None,
+                             padding=False)
+        features = [{"input_ids": ids, "token_type_ids": types}
+                    for ids, types in zip(enc["input_ids"], enc["token_type_ids"])]
+        if with_labels:
+            if self.kind == "regression":
+                targets = regression_targets(examples, source)
+            else:
+                targets = encode_labels(examples, self.labels, source)
+            for f, y in zip(features, targets):
+                f["labels"] = y
+        return features
+
+    def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
+                bucket: bool = False, oversample: bool = False):
+        """Yield padded batches: dicts of (B, T) tensors and `labels`."""
+        if oversample and shuffle and self.kind == "classification":
+            order = oversampled_indices([int(f["labels"]) for f in features], seed, epoch)
+            index_batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        elif bucket and shuffle:
+            index_batches = length_bucketed_batches([len(f["input_ids"]) for f in features], batch_size, seed, epoch)
+        elif shuffle:
+            index_batches = random_batches(len(features), batch_size, seed, epoch)
+        else:
+            index_batches = [list(range(i, min(i + batch_size, len(features))))
+                             for i in range(0, len(features), batch_size)]
+        for idx in index_batches:
+            yield collate([features[i] for i in idx], {"input_ids": self.tokenizer.pad_id})
+
+    # ---- model ----
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self.kind == "regression" else len(self.labels)
+
+    def build_model(self, encoder) -> SentenceModel:
+        """A fresh head on the encoder, or the saved head when the encoder's checkpoint carries one."""
+        model = SentenceModel(encoder, self.num_outputs, self.pooling)
+        saved = {k: encoder.head_tensors.get(f"classifier.{k}") for k in ("weight", "bias")}
+        if all(t is not None for t in saved.values()):
+            if tuple(saved["weight"].shape) != tuple(model.head.out.weight.shape):
+                raise DataError(f"the checkpoint's classifier has {saved['weight'].shape[0]} outputs but this task "
+                                f"has {self.num_outputs}: start from an encoder without that head")
+            model.head.out.load_state_dict(saved)
+        return model
+
+    def loss(self, model, batch) -> tuple[torch.Tensor, float]:
+        """(summed loss, the count it is an average over) for one batch."""
+        logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])  # (B, C)
+        y = batch["labels"]
+        if self.kind == "classification":
+            w = self.class_weights
+            total = losses.cross_entropy(logits, y, weight=w, reduction="sum")
+            return total, float(w[y].sum()) if w is not None else float(len(y))
+        if self.kind == "multilabel":
+            return losses.binary_cross_entropy_with_logits(logits, y, reduction="sum"), float(y.numel())
+        return losses.mse(logits.squeeze(-1), y, reduction="sum"), float(len(y))
+
+    # ---- evaluation and prediction ----
+    @torch.no_grad()
+    def logits(self, model, features, batch_size: int = 64, device="cpu") -> torch.Tensor:
+        model.eval()
+        out = [model(b["input_ids"].to(device), b["attention_mask"].to(device), b["token_type_ids"].to(device))
+               for b in self.batches(features, batch_size)]
+        return torch.cat(out).float().cpu()  # (N, C)
+
+    def metrics(self, logits: torch.Tensor, features) -> dict:
+        y = torch.stack([f["labels"] for f in features])
+        if self.kind == "classification":
+            return classification_summary(y, logits.argmax(-1), logits.softmax(-1))
+        if self.kind == "multilabel":
+            return multilabel_summary(y.long(), (logits > 0).long())
+        return regression_summary(y, logits.squeeze(-1))
+
+    def evaluate(self, model, features, batch_size: int = 64, device="cpu") -> dict:
+        return self.metrics(self.logits(model, features, batch_size, device), features)
+
+    def predictions(self, logits: torch.Tensor) -> list[dict]:
+        """One JSON-ready dict per row: the label and probabilities, the labels over 0.5, or the value."""
+        rows = []
+        for z in logits:
+            if self.kind == "classification":
+                p = z.softmax(-1)
+                rows.append({"label": self.labels.decode(int(p.argmax())),
+                             "probabilities": {self.labels.decode(i): round(float(q), 6) for i, q in enumerate(p)}})
+            elif self.kind == "multilabel":
+                p = z.sigmoid()
+                rows.append({"labels": [self.labels.decode(i) for i in range(len(p)) if p[i] > 0.5],
+                             "probabilities": {self.labels.decode(i): round(float(q), 6) for i, q in enumerate(p)}})
+            else:
+                rows.append({"value": float(z[0])})
+        return rows
+
+    # ---- saving ----
+    def meta(self) -> dict:
+        """What minift.json records, so that evaluate and predict read new data the same way."""
+        return {"task": self.kind, "labels": self.labels.names if self.labels else None, "columns": self.columns,
+                "max_length": self.max_length, "pooling": self.pooling, "has_header": self.has_header,
+                "encoding": self.encoding, "label_delimiter": self.label_delimiter}
+
+    @classmethod
+    def from_meta(cls, meta: dict, tokenizer) -> "SentenceTask":
+        labels = None
+        if meta.get("labels") is not None:
+            labels = LabelMap(meta["labels"], multi_label=meta["task"] == "multilabel",
+                              delimiter=meta.get("label_delimiter", ","))
+        return cls(meta["task"], tokenizer, meta["columns"], meta["max_length"], labels, meta["pooling"],
+                   meta.get("has_header", True), meta.get("encoding", "utf-8"), meta.get("label_delimiter", ","))
+
+    def save(self, model: SentenceModel, folder) -> None:
+        """A Hugging Face `*ForSequenceClassification` checkpoint: `bert.`-prefixed encoder + `classifier`."""
+        family = model.encoder.cfg.model_type
+        names = [str(i) for i in range(self.num_outputs)] if self.labels is None else self.labels.names
+        arch = {"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification",
+                "distilbert": "DistilBertForSequenceClassification"}[family]
+        config = {"architectures": [arch], "num_labels": self.num_outputs, "problem_type": PROBLEM_TYPE[self.kind],
+                  "id2label": {str(i): n for i, n in enumerate(names)},
+                  "label2id": {n: i for i, n in enumerate(names)}}
+        head = {"classifier.weight": model.head.out.weight, "classifier.bias": model.head.out.bias}
+        model.encoder.save_pretrained(folder, head, config, prefix=f"{family}.")
