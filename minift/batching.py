@@ -84,12 +84,14 @@ def pad_batch(sequences, pad_id=0):
 def collate(features, pad_values=None):
     """A list of feature dicts -> a dict of tensors. Lists are right-padded with `pad_values[key]`
     (defaults PAD_VALUES: ids, segments and mask with 0, token labels with -100, the index the loss
-    ignores); scalars (a class id, a score) are stacked. An attention_mask is added if missing."""
+    ignores); scalars and tensors (a class id, a score, a multi-hot vector) are stacked. An attention_mask is added if missing."""
     pads = {**PAD_VALUES, **(pad_values or {})}
     batch = {}
     for key in features[0]:
         values = [f[key] for f in features]
-        if not isinstance(values[0], (list, tuple)):
+        if isinstance(values[0], torch.Tensor):  # a class id, a score or a multi-hot vector
+            batch[key] = torch.stack(values)
+        elif not isinstance(values[0], (list, tuple)):
             batch[key] = torch.tensor(values)
         elif key in pads or len(set(map(len, values))) == 1:
             batch[key] = _pad(values, pads.get(key, 0))

@@ -141,7 +141,10 @@ def train(a) -> dict:
 
     # The optimizer holds every parameter; frozen ones get no gradient, and AdamW skips them.
     opt = optim.AdamW(optim.param_groups(model, a.lr, a.weight_decay, a.layer_decay), lr=a.lr)
-    freeze.apply_freeze(model, a.freeze)
+    try:
+        freeze.apply_freeze(model, a.freeze)
+    except ValueError as e:
+        raise cli.UsageError(f"--freeze {a.freeze}: {e}") from None
     if a.gradual_unfreeze:
         freeze.gradual_unfreeze(model, 0)
     print(freeze.describe(model), file=sys.stderr)

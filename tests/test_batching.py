@@ -104,3 +104,11 @@ def test_collate_pads_each_key_with_its_value_and_stacks_scalars():
     assert custom["input_ids"].tolist() == [[5], [9]] and custom["attention_mask"].tolist() == [[1], [0]]
     with pytest.raises(ValueError, match="no pad value for the feature 'spans'"):
         collate([{"spans": [1, 2]}, {"spans": [1]}])
+
+
+def test_collate_stacks_tensor_features():
+    """Multi-hot label vectors (tensors) are stacked into (B, C), ids padded beside them."""
+    batch = collate([{"input_ids": [5, 6], "labels": torch.tensor([1.0, 0.0])},
+                     {"input_ids": [7], "labels": torch.tensor([0.0, 1.0])}])
+    assert batch["labels"].shape == (2, 2) and batch["labels"][1, 1] == 1
+    assert batch["input_ids"].tolist() == [[5, 6], [7, 0]]
