@@ -84,7 +84,8 @@ def pad_batch(sequences, pad_id=0):
 def collate(features, pad_values=None):
     """A list of feature dicts -> a dict of tensors. Lists are right-padded with `pad_values[key]`
     (defaults PAD_VALUES: ids, segments and mask with 0, token labels with -100, the index the loss
-    ignores); scalars and tensors (a class id, a score, a multi-hot vector) are stacked. An attention_mask is added if missing."""
+    ignores); scalars and tensors (a class id, a score, a multi-hot vector) are stacked. An
+    attention_mask is added if missing."""
     pads = {**PAD_VALUES, **(pad_values or {})}
     batch = {}
     for key in features[0]:
