@@ -2,7 +2,10 @@
 
 Prints one JSON line per input: for classification the label and every label's probability, for multilabel the
 labels predicted (probability > 0.5) and the probabilities, for regression the value, e.g.
-`{"text": "a fine film", "label": "positive", "probabilities": {"negative": 0.03, "positive": 0.97}}`.
+`{"text": "a fine film", "label": "positive", "probabilities": {"negative": 0.03, "positive": 0.97}}`;
+for ner each word's tag and the entities with their characters, `{"entities": [{"text", "type", "start", "end"}]}`;
+for qa (`--question Q --context C`) the answer and its characters in the context, `{"answer", "start", "end",
+"score"}`.
 """
 from __future__ import annotations
 
@@ -20,7 +23,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="folder written by `python -m minift.train --out`")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a text to label (repeat for several)")
-    source.add_argument("--data", help="a file of texts (.csv, .tsv or .jsonl); labels in it are ignored")
+    source.add_argument("--data", help="a file of texts (.csv, .tsv or .jsonl; CoNLL for ner, SQuAD JSON for qa); "
+                                       "labels in it are ignored")
+    source.add_argument("--question", action="append", help="qa: a question (repeat for several)")
+    p.add_argument("--context", action="append", help="qa: the text to answer from, one per --question")
     p.add_argument("--text-pair", action="append", help="the second text of a pair, one per --text")
     p.add_argument("--text-col", help="override the saved text column")
     p.add_argument("--text-pair-col", help="override the saved second text column")
@@ -38,7 +44,17 @@ def main(argv=None) -> None:
     task, model = cli.load_trained(a.model, device)
     override_columns(task, a)
     paired = task.columns.get("text_pair") is not None
-    if a.text is not None:
+    if (a.question is not None) != (task.kind == "qa") and a.data is None:
+        raise cli.UsageError("a qa model answers --question Q --context C" if task.kind == "qa" else
+                             f"--question is for qa models; this one does {task.kind}: give --text")
+    if a.question is not None:
+        if len(a.context or []) != len(a.question):
+            raise cli.UsageError(f"give one --context per --question ({len(a.question)} questions, "
+                                 f"{len(a.context or [])} contexts)")
+        examples = [task.example(q, c) for q, c in zip(a.question, a.context)]
+    elif a.text is not None and hasattr(task, "example"):
+        examples = [task.example(t) for t in a.text]
+    elif a.text is not None:
         pairs = a.text_pair or []
         if paired and len(pairs) != len(a.text):
             raise cli.UsageError(f"this model reads text pairs: give one --text-pair per --text "
@@ -48,9 +64,12 @@ def main(argv=None) -> None:
         examples = task.read(a.data, need_labels=False)
     if not examples:
         raise cli.DataError(f"{a.data}: no rows to predict")
-    logits = task.logits(model, task.featurize(examples, with_labels=False), a.batch_size, device)
-    lines = [json.dumps({"text": e.text, **({"text_pair": e.text_pair} if paired else {}), **row})
-             for e, row in zip(examples, task.predictions(logits))]
+    if hasattr(task, "predict"):  # ner and qa decode their windows back to words or characters
+        lines = [json.dumps(row) for row in task.predict(model, examples, a.batch_size, device)]
+    else:
+        logits = task.logits(model, task.featurize(examples, with_labels=False), a.batch_size, device)
+        lines = [json.dumps({"text": e.text, **({"text_pair": e.text_pair} if paired else {}), **row})
+                 for e, row in zip(examples, task.predictions(logits))]
     print("\n".join(lines))  # printed only once every row is done: no half-written output
 
 

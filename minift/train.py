@@ -42,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minift.train", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", choices=sorted(cli.TASKS), default="classification")
-    p.add_argument("--train", default=str(BUNDLED), help="training file (.csv, .tsv or .jsonl)")
+    p.add_argument("--train", default=str(BUNDLED),
+                   help="training file: .csv, .tsv or .jsonl; CoNLL (token TAB tag) for ner; SQuAD JSON for qa")
     p.add_argument("--valid", help="validation file; default: a stratified split of --train")
     p.add_argument("--test", help="test file, scored once with the best model")
     p.add_argument("--valid-fraction", type=float, default=0.2, help="share of --train held out without --valid")
@@ -65,7 +66,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=0.1, help="warmup steps, or a fraction of all steps if < 1")
     p.add_argument("--schedule", choices=sorted(optim.SCHEDULES), default="linear")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="clip the gradient norm (0: no clipping)")
-    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-length", type=int, help="tokens per input (default: 384 for qa, else 128)")
+    p.add_argument("--doc-stride", type=int, help="tokens repeated between the windows of a long input (qa, ner; "
+                                                  "default: 128 for qa, max-length // 4 for ner)")
+    p.add_argument("--label-all-subtokens", action="store_true",
+                   help="ner: tag every piece of a word (I- form), not only the first")
     p.add_argument("--freeze", default="none", help="none, embeddings, encoder, layers:0-3, bias-only")
     p.add_argument("--gradual-unfreeze", action="store_true", help="unfreeze one more layer per epoch, top first")
     p.add_argument("--layer-decay", type=float, help="layer-wise learning-rate decay, e.g. 0.9")
@@ -81,6 +86,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def check_args(a) -> None:
+    if a.max_length is None:
+        a.max_length = 384 if a.task == "qa" else 128
     positive = {"--epochs": a.epochs, "--batch-size": a.batch_size, "--accumulate": a.accumulate,
                 "--max-length": a.max_length}
     for flag, value in positive.items():
@@ -92,13 +99,19 @@ def check_args(a) -> None:
         raise cli.UsageError(f"--layer-decay {a.layer_decay}: must be in (0, 1]")
     if a.task != "classification" and (a.class_weights != "none" or a.oversample):
         raise cli.UsageError("--class-weights and --oversample apply to --task classification only")
+    if a.doc_stride is not None and not 0 <= a.doc_stride < a.max_length // 2:
+        raise cli.UsageError(f"--doc-stride {a.doc_stride}: must be at least 0 and under half of --max-length "
+                             f"({a.max_length})")
 
 
 def prepare(a, tokenizer):
     """Read the files, build the label map, split, and tokenize: (task, train, valid, test features)."""
     columns = {"text": a.text_col, "label": a.label_col, "text_pair": a.text_pair_col}
-    task = cli.TASKS[a.task](a.task, tokenizer, columns, a.max_length, pooling=a.pooling,
-                             has_header=not a.no_header, encoding=a.encoding, label_delimiter=a.label_delimiter)
+    if hasattr(cli.TASKS[a.task], "from_args"):  # ner and qa read their own flags
+        task = cli.TASKS[a.task].from_args(a, tokenizer)
+    else:
+        task = cli.TASKS[a.task](a.task, tokenizer, columns, a.max_length, pooling=a.pooling,
+                                 has_header=not a.no_header, encoding=a.encoding, label_delimiter=a.label_delimiter)
     train = task.read(a.train)
     if not train:
         raise cli.DataError(f"{a.train}: no rows to train on")
