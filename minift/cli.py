@@ -19,6 +19,7 @@ from minift.config import ConfigError
 from minift.data import DataError
 from minift.encoder import Encoder
 from minift.tasks.sentence import MAIN_METRIC, SentenceTask
+from minift.tasks.qa import QATask
 from minift.tasks.tagging import TaggingTask
 from minift.tokenizer import Tokenizer
 
@@ -30,7 +31,7 @@ class UsageError(ValueError):
 USER_ERRORS = (UsageError, DataError, ConfigError, CheckpointError, FileNotFoundError, IsADirectoryError,
                UnicodeDecodeError)
 TASKS = {kind: SentenceTask for kind in MAIN_METRIC}  # task name -> the class that knows that task
-TASKS["ner"] = TaggingTask
+TASKS.update(ner=TaggingTask, qa=QATask)
 
 
 def run(main, argv=None, prog: str = "minift") -> int:

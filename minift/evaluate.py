@@ -2,7 +2,7 @@
 
 The file is read with the columns, header and encoding saved in DIR/minift.json at training time; the same flags
 as `minift.train` override them. Prints the task's metrics as one JSON object, e.g.
-`{"accuracy": 0.91, "f1": 0.90, "auc": 0.97}`.
+`{"accuracy": 0.91, "f1": 0.90, "auc": 0.97}`; ner adds the scores of each entity type under "per_type".
 """
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import json
 import sys
 
 from minift import cli
+from minift.tasks.qa import only_articles
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minift.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="folder written by `python -m minift.train --out`")
-    p.add_argument("--data", required=True, help="labelled file (.csv, .tsv or .jsonl)")
+    p.add_argument("--data", required=True, help="labelled file (.csv, .tsv or .jsonl; CoNLL for ner, SQuAD JSON "
+                                                 "for qa)")
+    p.add_argument("--articles", help="qa: the articles of --data to score, 0-based, e.g. 30-37")
     p.add_argument("--text-col", help="override the saved text column")
     p.add_argument("--text-pair-col", help="override the saved second text column")
     p.add_argument("--label-col", help="override the saved label column")
@@ -43,7 +46,9 @@ def main(argv=None) -> None:
     device = cli.pick_device(a.device)
     task, model = cli.load_trained(a.model, device)
     override_columns(task, a)
-    features = task.featurize(task.read(a.data), a.data)
+    if a.articles and task.kind != "qa":
+        raise cli.UsageError(f"--articles selects SQuAD articles; this model does {task.kind}")
+    features = task.featurize(only_articles(task.read(a.data), a.articles), a.data)
     if not features:
         raise cli.DataError(f"{a.data}: no rows to evaluate")
     print(json.dumps(task.evaluate(model, features, a.batch_size, device)))

@@ -32,6 +32,7 @@ from minift import cli, freeze, optim
 from minift.batching import balanced_class_weights
 from minift.data import stratified_split
 from minift.encoder import Encoder
+from minift.tasks.qa import only_articles
 from minift.tokenizer import Tokenizer
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -71,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
                                                   "default: 128 for qa, max-length // 4 for ner)")
     p.add_argument("--label-all-subtokens", action="store_true",
                    help="ner: tag every piece of a word (I- form), not only the first")
+    p.add_argument("--max-answer-length", type=int, default=30, help="qa: longest answer, in tokens")
+    p.add_argument("--articles", help="qa: the articles of --train to use, 0-based, e.g. 0-29 or 0-4,7")
+    p.add_argument("--valid-articles", help="qa: the articles of --valid and --test to use")
     p.add_argument("--freeze", default="none", help="none, embeddings, encoder, layers:0-3, bias-only")
     p.add_argument("--gradual-unfreeze", action="store_true", help="unfreeze one more layer per epoch, top first")
     p.add_argument("--layer-decay", type=float, help="layer-wise learning-rate decay, e.g. 0.9")
@@ -99,6 +103,10 @@ def check_args(a) -> None:
         raise cli.UsageError(f"--layer-decay {a.layer_decay}: must be in (0, 1]")
     if a.task != "classification" and (a.class_weights != "none" or a.oversample):
         raise cli.UsageError("--class-weights and --oversample apply to --task classification only")
+    if a.task != "qa" and (a.articles or a.valid_articles):
+        raise cli.UsageError("--articles and --valid-articles select SQuAD articles: they apply to --task qa only")
+    if a.max_answer_length < 1:
+        raise cli.UsageError(f"--max-answer-length {a.max_answer_length}: must be at least 1")
     if a.doc_stride is not None and not 0 <= a.doc_stride < a.max_length // 2:
         raise cli.UsageError(f"--doc-stride {a.doc_stride}: must be at least 0 and under half of --max-length "
                              f"({a.max_length})")
@@ -112,18 +120,18 @@ def prepare(a, tokenizer):
     else:
         task = cli.TASKS[a.task](a.task, tokenizer, columns, a.max_length, pooling=a.pooling,
                                  has_header=not a.no_header, encoding=a.encoding, label_delimiter=a.label_delimiter)
-    train = task.read(a.train)
+    train = only_articles(task.read(a.train), a.articles)
     if not train:
         raise cli.DataError(f"{a.train}: no rows to train on")
     task.fit_labels(train)
     if a.valid:
-        valid = task.read(a.valid)
+        valid = only_articles(task.read(a.valid), a.valid_articles)
     else:
         labels = [e.label for e in train] if a.task == "classification" else None
         tr, va = stratified_split(labels or list(range(len(train))), a.valid_fraction, a.seed,
                                   stratify=labels is not None)
         train, valid = [train[i] for i in tr], [train[i] for i in va]
-    test = task.read(a.test) if a.test else []
+    test = only_articles(task.read(a.test), a.valid_articles) if a.test else []
     return (task, task.featurize(train, str(a.train)), task.featurize(valid, str(a.valid or a.train)),
             task.featurize(test, str(a.test)))
 
