@@ -174,7 +174,8 @@ def test_loss_is_the_mean_of_start_and_end_cross_entropy(tiny):
     torch.testing.assert_close(total, (ce(s, batch["start_positions"], reduction="sum")
                                        + ce(e, batch["end_positions"], reduction="sum")) / 2)
     assert count == 5
-    assert [len(x) for x, _ in task.logits(model, task.featurize([Question("0", "who", "bob")], with_labels=False))] == [5]
+    unlabelled = task.featurize([Question("0", "who", "bob")], with_labels=False)
+    assert [len(x) for x, _ in task.logits(model, unlabelled)] == [5]  # [CLS] who [SEP] bob [SEP]
 
 
 # ---- the commands ----

@@ -138,8 +138,9 @@ class TaggingTask:
 
     def featurize(self, sentences, source: str = "data", with_labels: bool = True) -> list[dict]:
         """Each sentence -> one or more windows: {"input_ids", "token_type_ids", "labels", and for decoding
-        "sentence" (its index), "example" (the Sentence), "words" (per token its word or None), "positions" (per token its place in the
-        whole sentence's tokens or None), "first" (per token: is it the first piece of its word)}."""
+        "sentence" (its index), "example" (the Sentence), "words" (per token its word or None), "positions" (per
+        token its place among the whole sentence's tokens, or None), "first" (per token: is it its word's first
+        piece)}."""
         if not sentences:
             return []
         enc = self.tokenizer([s.words for s in sentences], max_length=self.max_length, truncation="only_first",
@@ -167,21 +168,20 @@ class TaggingTask:
             w["first"] = [word is not None and first_piece[(w["sentence"], word)] == pos
                           for word, pos in zip(w["words"], w["positions"])]
             if with_labels:
-                w["labels"] = self._align(w, sentences[w["sentence"]], source)
+                w["labels"] = self._align(w, sentences[w["sentence"]])
         return windows
 
-    def _align(self, window: dict, sentence: Sentence, source: str) -> list[int]:
-        """Per token: the word's tag id on its first piece, -100 (or the I- tag) on the rest and on specials."""
+    def _align(self, window: dict, sentence: Sentence) -> list[int]:
+        """Per token: the word's tag id on its first piece, -100 (or the I- tag) on the rest and on specials.
+        A tag the training file never had (a rare type in a validation file) is -100 too: no loss is learned
+        from it, but evaluate still scores the word's gold tag, so such entities count as missed."""
         out = []
         for word, first in zip(window["words"], window["first"]):
             if word is None or not (first or self.label_all_subtokens):
                 out.append(-100)
                 continue
             tag = sentence.tags[word] if first else inside_tag(sentence.tags[word])
-            try:
-                out.append(self.labels.encode(tag))
-            except DataError as e:
-                raise DataError(f"{source}, line {sentence.line + word}: {e}") from None
+            out.append(self.labels.ids.get(tag, -100))
         return out
 
     def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
@@ -287,8 +287,8 @@ class TaggingTask:
         arch = {"bert": "BertForTokenClassification", "roberta": "RobertaForTokenClassification",
                 "distilbert": "DistilBertForTokenClassification"}[family]
         names = self.labels.names
-        config = {"architectures": [arch], "num_labels": len(names), "id2label": {str(i): n for i, n in enumerate(names)},
-                  "label2id": {n: i for i, n in enumerate(names)}}
+        config = {"architectures": [arch], "num_labels": len(names),
+                  "id2label": {str(i): n for i, n in enumerate(names)}, "label2id": {n: i for i, n in enumerate(names)}}
         head = {"classifier.weight": model.head.out.weight, "classifier.bias": model.head.out.bias}
         model.encoder.save_pretrained(folder, head, config, prefix=f"{family}.")
 
