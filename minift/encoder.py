@@ -110,10 +110,26 @@ class SelfAttention(nn.Module):
         B, T, H = x.shape
         return x.view(B, T, self.heads, H // self.heads).transpose(1, 2)
 
-    def forward(self, x, mask=None, past=None):
+    def project_qkv(self, x):
+        """Q, K, V = x W_q, x W_k, x W_v. The fast path stacks the three weights into one (3H, H) matrix:
+        one large matrix product is quicker than three small ones, and the result is the same."""
+        if not self.fast:
+            return self.query(x), self.key(x), self.value(x)
+        w = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
+        b = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
+        return F.linear(x, w, b).chunk(3, dim=-1)
+
+    def forward(self, x, mask=None, past=None, packed=None):
         """x: (B, T, H); mask: additive (B, 1, T|1, S); past: cached (k, v) of earlier positions, each
-        (B, heads, S - T, d), for step-by-step decoding. Returns (output (B, T, H), (k, v) including x)."""
-        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
+        (B, heads, S - T, d), for step-by-step decoding. Returns (output (B, T, H), (k, v) including x).
+
+        packed = (index, B, T): x holds only the N real (unpadded) tokens, (N, H), at positions `index` of the
+        flattened (B·T) batch; they are laid back out as (B, T) for attention and packed again after it."""
+        q, k, v = self.project_qkv(x)
+        if packed is not None:
+            index, B, T = packed
+            q, k, v = (x.new_zeros(B * T, x.size(-1)).index_copy(0, index, t).view(B, T, -1) for t in (q, k, v))
+        q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, heads, T, d)
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, heads, S, d)
         p = self.dropout_p if self.training else 0.0
@@ -122,7 +138,10 @@ class SelfAttention(nn.Module):
         else:
             y = attention_reference(q, k, v, mask, p)
         B, _, T, _ = y.shape
-        return self.out(y.transpose(1, 2).reshape(B, T, -1)), (k, v)  # (B, T, H)
+        y = y.transpose(1, 2).reshape(B, T, -1)  # (B, T, H)
+        if packed is not None:
+            y = y.reshape(B * T, -1)[packed[0]]  # (N, H)
+        return self.out(y), (k, v)
 
 
 class FeedForward(nn.Module):
@@ -147,8 +166,8 @@ class Block(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout)
 
-    def forward(self, x, mask=None, past=None):  # (B, T, H) -> (B, T, H)
-        a, kv = self.attn(x, mask, past)
+    def forward(self, x, mask=None, past=None, packed=None):  # (B, T, H) -> (B, T, H), or (N, H) -> (N, H)
+        a, kv = self.attn(x, mask, past, packed)
         x = self.attn_norm(x + self.dropout(a))
         x = self.ffn_norm(x + self.dropout(self.ffn(x)))
         return x, kv
@@ -183,14 +202,25 @@ class Encoder(nn.Module):
         return self
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
-        """input_ids (B, T); attention_mask (B, T) of 1/0, or additive (B, T, T) -> hidden states (B, T, H)."""
-        x = self.embeddings(input_ids, token_type_ids)
+        """input_ids (B, T); attention_mask (B, T) of 1/0, or additive (B, T, T) -> hidden states (B, T, H).
+
+        Fast path with padding: every layer but attention works on each token alone, so those layers run on
+        the real tokens only, packed as (N, H); padded positions of the output are then zeros."""
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         mask = additive_mask(attention_mask, x.dtype)
-        if attention_mask is not None and attention_mask.dim() == 2 and bool(attention_mask.all()):
-            mask = None  # nothing to hide: the unmasked kernel is faster
+        padding = attention_mask is not None and attention_mask.dim() == 2
+        if padding and bool(attention_mask.all()):
+            mask, padding = None, False  # nothing to hide: the unmasked kernel is faster
+        if not (padding and all(layer.attn.fast for layer in self.layers)):
+            for layer in self.layers:
+                x, _ = layer(x, mask)
+            return x
+        B, T, H = x.shape
+        index = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,) positions of real tokens in B·T
+        h = x.reshape(B * T, H)[index]  # (N, H)
         for layer in self.layers:
-            x, _ = layer(x, mask)
-        return x
+            h, _ = layer(h, mask, packed=(index, B, T))
+        return x.new_zeros(B * T, H).index_copy(0, index, h).view(B, T, H)
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """The pretrained pooler: tanh(W h[CLS] + b), (B, T, H) -> (B, H)."""
