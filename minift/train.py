@@ -165,9 +165,9 @@ def train(a) -> dict:
     try:
         freeze.apply_freeze(model, a.freeze)
     except ValueError as e:
-        raise cli.UsageError(f"--freeze {a.freeze}: {e}") from None
+        raise cli.UsageError(f"--freeze: {e}") from None
     if a.gradual_unfreeze:
-        freeze.gradual_unfreeze(model, 0)
+        freeze.gradual_unfreeze(model, 0, a.freeze)
     print(freeze.describe(model), file=sys.stderr)
 
     micro_batches = math.ceil(len(train_f) / a.batch_size)
@@ -201,7 +201,7 @@ def train(a) -> dict:
     stop = False
     for epoch in range(epochs):
         if a.gradual_unfreeze:
-            freeze.gradual_unfreeze(model, epoch)
+            freeze.gradual_unfreeze(model, epoch, a.freeze)
         model.train()
         batches = list(task.batches(train_f, a.batch_size, a.seed, epoch, shuffle=True, bucket=a.bucket,
                                     oversample=a.oversample))
