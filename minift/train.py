@@ -114,12 +114,7 @@ def check_args(a) -> None:
 
 def prepare(a, tokenizer):
     """Read the files, build the label map, split, and tokenize: (task, train, valid, test features)."""
-    columns = {"text": a.text_col, "label": a.label_col, "text_pair": a.text_pair_col}
-    if hasattr(cli.TASKS[a.task], "from_args"):  # ner and qa read their own flags
-        task = cli.TASKS[a.task].from_args(a, tokenizer)
-    else:
-        task = cli.TASKS[a.task](a.task, tokenizer, columns, a.max_length, pooling=a.pooling,
-                                 has_header=not a.no_header, encoding=a.encoding, label_delimiter=a.label_delimiter)
+    task = cli.TASKS[a.task].from_args(a, tokenizer)  # each task reads the flags it needs
     train = only_articles(task.read(a.train), a.articles)
     if not train:
         raise cli.DataError(f"{a.train}: no rows to train on")

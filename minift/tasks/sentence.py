@@ -60,6 +60,13 @@ class SentenceTask:
         self.main_metric = MAIN_METRIC[kind]
         self.class_weights: torch.Tensor | None = None  # set by the loop for --class-weights balanced
 
+    @classmethod
+    def from_args(cls, a, tokenizer) -> "SentenceTask":
+        """The task as `python -m minift.train` flags describe it."""
+        columns = {"text": a.text_col, "label": a.label_col, "text_pair": a.text_pair_col}
+        return cls(a.task, tokenizer, columns, a.max_length, pooling=a.pooling, has_header=not a.no_header,
+                   encoding=a.encoding, label_delimiter=a.label_delimiter)
+
     # ---- data ----
     def read(self, path, need_labels: bool = True):
         """Read a CSV / TSV / JSONL file into Examples with the task's columns."""
