@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from minift import cli, freeze, optim, precision
+from minift import cli, freeze, optim, precision, resume
 from minift.train_flags import BUNDLED, DEFAULT_MODEL, check_args, parser  # noqa: F401 (re-exported)
 from minift.batching import balanced_class_weights
 from minift.data import stratified_split
@@ -98,11 +98,17 @@ def train(a) -> dict:
     schedule = optim.SCHEDULES[a.schedule]
     scaler = precision.grad_scaler(a.precision, device)  # fp16 only: scales the loss so gradients don't underflow
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / "metrics.jsonl").open("w", encoding="utf-8")
     best, best_step, evals_since_best, step, start = -math.inf, None, 0, 0, time.time()
     skipped, bad_in_row, grad_norm = 0, 0, math.nan  # updates skipped for a NaN / inf loss or gradient
+    first_epoch, position, train_loss = 0, 0, math.nan  # where the loop starts: epoch, micro-batch within it
+    if a.resume:  # the model, optimizer and random generators as they were after the checkpoint's update
+        loop = resume.load(a.resume, model, opt, scaler)
+        step, first_epoch, position, train_loss = loop["step"], loop["epoch"], loop["position"], loop["train_loss"]
+        best, best_step, evals_since_best = loop["best"], loop["best_step"], loop["evals_since_best"]
+        skipped, bad_in_row, grad_norm = loop["skipped"], loop["bad_in_row"], loop["grad_norm"]
+    log = (out / "metrics.jsonl").open("a" if a.resume else "w", encoding="utf-8")
     seen = {"examples": 0, "tokens": 0, "since": time.time()}  # for throughput since the last log line
-    bar = tqdm(total=total, disable=a.quiet, desc="train", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, disable=a.quiet, desc="train", dynamic_ncols=True)
 
     def throughput() -> tuple[float, float]:
         seconds = max(time.time() - seen["since"], 1e-9)
@@ -131,13 +137,13 @@ def train(a) -> dict:
         return bool(a.patience) and evals_since_best >= a.patience
 
     stop = False
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
         if a.gradual_unfreeze:
             freeze.gradual_unfreeze(model, epoch, a.freeze)
         model.train()
         batches = list(task.batches(train_f, a.batch_size, a.seed, epoch, shuffle=True, bucket=a.bucket,
                                     oversample=a.oversample))
-        for i in range(0, len(batches), a.accumulate):
+        for i in range(position if epoch == first_epoch else 0, len(batches), a.accumulate):
             group = batches[i:i + a.accumulate]
             loss_sum, count = 0.0, 0.0
             for batch in group:  # sum the loss of each micro-batch; normalise once for the whole update
@@ -167,10 +173,10 @@ def train(a) -> dict:
             if scaler:
                 scaler.update()
             opt.zero_grad(set_to_none=True)
-            step += 1
+            step, train_loss = step + 1, loss_sum / count
             bar.update(1)
             examples_per_s, tokens_per_s = throughput()
-            bar.set_postfix(loss=f"{loss_sum / count:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}",
+            bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}",
                             grad_norm=f"{grad_norm:.3g}", ex_s=f"{examples_per_s:.1f}", tok_s=f"{tokens_per_s:.0f}",
                             skipped=skipped)
             if bad_in_row >= a.max_bad_steps:
@@ -182,11 +188,16 @@ def train(a) -> dict:
                     f"gradient clipping (--max-grad-norm 1.0; now {a.max_grad_norm}), or --precision fp32 "
                     f"(now {a.precision}); --max-bad-steps (now {a.max_bad_steps}) sets how many to tolerate")
             if a.eval_every and step % a.eval_every == 0:
-                stop = evaluate_and_keep_best(epoch + (i + len(group)) / len(batches), loss_sum / count)
+                stop = evaluate_and_keep_best(epoch + (i + len(group)) / len(batches), train_loss)
+            if a.save_every and step % a.save_every == 0:  # after this step's evaluation, so resuming skips it
+                loop = {"step": step, "epoch": epoch, "position": i + len(group), "train_loss": train_loss,
+                        "best": best, "best_step": best_step, "evals_since_best": evals_since_best,
+                        "skipped": skipped, "bad_in_row": bad_in_row, "grad_norm": grad_norm}
+                resume.save(out / "checkpoints" / f"step-{step}", model, opt, scaler, loop, a.keep_checkpoints)
             if stop or step >= total:
                 break
         if not stop and not (a.eval_every and step % a.eval_every == 0):
-            stop = evaluate_and_keep_best(epoch + 1.0, loss_sum / count)
+            stop = evaluate_and_keep_best(epoch + 1.0, train_loss)
         if stop or step >= total:
             break
     bar.close()

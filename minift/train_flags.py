@@ -63,6 +63,10 @@ def parser() -> argparse.ArgumentParser:
                    help="autocast the forward pass and loss to this type; weights stay fp32 (fp16: CUDA only)")
     p.add_argument("--max-bad-steps", type=int, default=5,
                    help="stop after this many updates in a row skipped for a NaN or infinite loss or gradient")
+    p.add_argument("--save-every", type=int, default=0,
+                   help="write a checkpoint to OUT/checkpoints/step-N every N updates, to --resume from (0: never)")
+    p.add_argument("--keep-checkpoints", type=int, default=2, help="how many of the latest checkpoints to keep")
+    p.add_argument("--resume", help="continue from a checkpoint folder written by --save-every, with the same flags")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -77,6 +81,8 @@ def check_args(a) -> None:
     for flag, value in positive.items():
         if value < 1:
             raise cli.UsageError(f"{flag} {value}: must be at least 1")
+    if a.save_every < 0 or a.keep_checkpoints < 1:
+        raise cli.UsageError("--save-every must be >= 0 and --keep-checkpoints at least 1")
     if a.max_bad_steps < 1:
         raise cli.UsageError(f"--max-bad-steps {a.max_bad_steps}: must be at least 1")
     if a.lr <= 0 or not 0 < a.valid_fraction < 1 or a.warmup < 0:

@@ -79,3 +79,42 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, capsys):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     precision.check("bf16", torch.device("cpu"))
     assert "many times slower" in capsys.readouterr().err
+
+
+def test_interrupted_and_resumed_run_ends_bitwise_equal(files, tmp_path, monkeypatch):  # noqa: F811
+    """38 training rows in batches of 8: 5 updates per epoch. Interrupt after update 3, resume from its
+    checkpoint, and run into the second epoch: weights and AdamW moments equal an uninterrupted run's bit for bit
+    (dropout is on, so the random state must come back too)."""
+    common = ("--max-steps", "7", "--save-every", "1", "--keep-checkpoints", "2")
+    run_train(files, tmp_path / "whole", *common)
+    assert sorted(p.name for p in (tmp_path / "whole" / "checkpoints").iterdir()) == ["step-6", "step-7"]
+
+    real, calls = SentenceTask.loss, {"n": 0}
+
+    def interrupt_on_update_4(self, model, batch):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(self, model, batch)
+    monkeypatch.setattr(SentenceTask, "loss", interrupt_on_update_4)
+    parts = tmp_path / "parts"
+    with pytest.raises(KeyboardInterrupt):
+        run_train(files, parts, "--max-steps", "7", "--save-every", "3")
+    monkeypatch.setattr(SentenceTask, "loss", real)
+    run_train(files, parts, *common, "--resume", str(parts / "checkpoints" / "step-3"))
+
+    for name in ("model.safetensors", "optimizer.safetensors", "rng.safetensors"):
+        whole = load_file(tmp_path / "whole" / "checkpoints" / "step-7" / name)
+        resumed = load_file(parts / "checkpoints" / "step-7" / name)
+        assert whole.keys() == resumed.keys()
+        assert all(torch.equal(whole[k], resumed[k]) for k in whole), name
+    assert [r["step"] for r in read_log(parts)] == [5, 7]  # the epoch-end evaluations, none repeated
+    assert json.loads((tmp_path / "whole" / "results.json").read_text())["valid"] == \
+        json.loads((parts / "results.json").read_text())["valid"]
+
+
+def test_resume_from_a_folder_that_is_not_a_checkpoint(files, tmp_path, capsys):  # noqa: F811
+    argv = ["--train", files["sentiment"], "--model", files["model"], "--out", str(tmp_path / "run"), "--quiet",
+            "--max-steps", "1", "--resume", str(tmp_path)]
+    assert cli.run(train.main, argv, prog="minift.train") == 2
+    assert "no trainer_state.json" in capsys.readouterr().err
