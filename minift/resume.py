@@ -95,3 +95,10 @@ def load(folder: str | Path, model, opt, scaler) -> dict:
     name, keys, *rest = state["numpy_random"]
     np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
     return state["loop"]
+
+
+def forget_log_after(log: Path, step: int) -> None:
+    """Drop the metrics.jsonl lines of steps after `step`: the resumed run will write them again."""
+    if log.is_file():
+        lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+        log.write_text("".join(line for line in lines if json.loads(line)["step"] <= step), encoding="utf-8")

@@ -106,6 +106,10 @@ def train(a) -> dict:
         step, first_epoch, position, train_loss = loop["step"], loop["epoch"], loop["position"], loop["train_loss"]
         best, best_step, evals_since_best = loop["best"], loop["best_step"], loop["evals_since_best"]
         skipped, bad_in_row, grad_norm = loop["skipped"], loop["bad_in_row"], loop["grad_norm"]
+        if step >= total:
+            raise cli.UsageError(f"--resume {a.resume}: that checkpoint is at step {step}, already the run's last "
+                                 f"({total}); raise --max-steps or --epochs to train further")
+        resume.forget_log_after(out / "metrics.jsonl", step)  # lines the interrupted run wrote after it
     log = (out / "metrics.jsonl").open("a" if a.resume else "w", encoding="utf-8")
     seen = {"examples": 0, "tokens": 0, "since": time.time()}  # for throughput since the last log line
     bar = tqdm(total=total, initial=step, disable=a.quiet, desc="train", dynamic_ncols=True)
@@ -169,7 +173,8 @@ def train(a) -> dict:
             else:  # skip the update: the gradients are thrown away below and the weights stay as they were
                 skipped += 1
                 # fp16 gradient overflow with a finite loss is the GradScaler's business: it lowers its scale.
-                bad_in_row += not (scaler and math.isfinite(loss_sum))
+                overflow_only = scaler is not None and math.isfinite(loss_sum)
+                bad_in_row += 0 if overflow_only else 1
             if scaler:
                 scaler.update()
             opt.zero_grad(set_to_none=True)

@@ -86,7 +86,7 @@ def test_interrupted_and_resumed_run_ends_bitwise_equal(files, tmp_path, monkeyp
     checkpoint, and run into the second epoch: weights and AdamW moments equal an uninterrupted run's bit for bit
     (dropout is on, so the random state must come back too)."""
     common = ("--max-steps", "7", "--save-every", "1", "--keep-checkpoints", "2")
-    run_train(files, tmp_path / "whole", *common)
+    run_train(files, tmp_path / "whole", *common, "--eval-every", "2")
     assert sorted(p.name for p in (tmp_path / "whole" / "checkpoints").iterdir()) == ["step-6", "step-7"]
 
     real, calls = SentenceTask.loss, {"n": 0}
@@ -99,16 +99,21 @@ def test_interrupted_and_resumed_run_ends_bitwise_equal(files, tmp_path, monkeyp
     monkeypatch.setattr(SentenceTask, "loss", interrupt_on_update_4)
     parts = tmp_path / "parts"
     with pytest.raises(KeyboardInterrupt):
-        run_train(files, parts, "--max-steps", "7", "--save-every", "3")
+        run_train(files, parts, "--max-steps", "7", "--save-every", "3", "--eval-every", "2")
+    assert [r["step"] for r in read_log(parts)] == [2]
+    with (parts / "metrics.jsonl").open("a") as log:  # as if written after the checkpoint, before the crash
+        log.write('{"step": 4}\n')
     monkeypatch.setattr(SentenceTask, "loss", real)
-    run_train(files, parts, *common, "--resume", str(parts / "checkpoints" / "step-3"))
+    run_train(files, parts, *common, "--eval-every", "2", "--resume", str(parts / "checkpoints" / "step-3"))
 
     for name in ("model.safetensors", "optimizer.safetensors", "rng.safetensors"):
         whole = load_file(tmp_path / "whole" / "checkpoints" / "step-7" / name)
         resumed = load_file(parts / "checkpoints" / "step-7" / name)
         assert whole.keys() == resumed.keys()
         assert all(torch.equal(whole[k], resumed[k]) for k in whole), name
-    assert [r["step"] for r in read_log(parts)] == [5, 7]  # the epoch-end evaluations, none repeated
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
+    assert strip(read_log(parts)) == strip(read_log(tmp_path / "whole"))  # each evaluation once, same scores
+    assert [r["step"] for r in read_log(parts)] == [2, 4, 5, 6, 7]
     assert json.loads((tmp_path / "whole" / "results.json").read_text())["valid"] == \
         json.loads((parts / "results.json").read_text())["valid"]
 
@@ -118,3 +123,12 @@ def test_resume_from_a_folder_that_is_not_a_checkpoint(files, tmp_path, capsys):
             "--max-steps", "1", "--resume", str(tmp_path)]
     assert cli.run(train.main, argv, prog="minift.train") == 2
     assert "no trainer_state.json" in capsys.readouterr().err
+
+
+def test_resume_from_the_last_step_says_how_to_train_further(files, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "run"
+    run_train(files, out, "--max-steps", "2", "--save-every", "2")
+    argv = ["--train", files["sentiment"], "--model", files["model"], "--out", str(out), "--quiet",
+            "--max-steps", "2", "--resume", str(out / "checkpoints" / "step-2")]
+    assert cli.run(train.main, argv, prog="minift.train") == 2
+    assert "raise --max-steps" in capsys.readouterr().err
