@@ -28,8 +28,12 @@ class UsageError(ValueError):
     """A flag or combination of flags that cannot work; the message says which and why."""
 
 
-USER_ERRORS = (UsageError, DataError, ConfigError, CheckpointError, FileNotFoundError, IsADirectoryError,
-               UnicodeDecodeError)
+class TrainingDiverged(ValueError):
+    """Too many updates in a row had a NaN or infinite loss or gradient; the message says what to try."""
+
+
+USER_ERRORS = (UsageError, TrainingDiverged, DataError, ConfigError, CheckpointError, FileNotFoundError,
+               IsADirectoryError, UnicodeDecodeError)
 TASKS = {kind: SentenceTask for kind in MAIN_METRIC}  # task name -> the class that knows that task
 TASKS.update(ner=TaggingTask, qa=QATask)
 

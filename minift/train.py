@@ -5,112 +5,36 @@ The loop, in the order it runs (Devlin et al., 2019, §4; Mosbach et al., 2021 f
     1. read the data, map labels to ids, split off a validation set if none is given
     2. load the pretrained encoder and tokenizer, add the task's head, freeze what `--freeze` says
     3. AdamW with decoupled weight decay; the learning rate warms up, then follows `--schedule`
-    4. for each step: sum the loss over `--accumulate` micro-batches, divide the gradient by the number of
-       examples they hold (so N micro-batches equal one N-times larger batch), clip, update
-    5. every `--eval-every` steps and at the end of each epoch: validation metrics to `metrics.jsonl`; the best
-       model so far (by the task's main metric) is written to `--out`; stop after `--patience` evaluations
-       without improvement
+    4. for each step: sum the loss over `--accumulate` micro-batches (forward + loss under `--precision`, see
+       minift/precision.py), divide the gradient by the number of examples they hold (so N micro-batches equal
+       one N-times larger batch), clip, update. An update whose loss or gradient norm is NaN or infinite is
+       skipped and counted (`skipped_steps`); `--max-bad-steps` of them in a row stop the run with advice
+    5. every `--eval-every` steps and at the end of each epoch: validation metrics, loss, learning rate,
+       gradient norm and throughput to `metrics.jsonl`; the best model so far (by the task's main metric, and
+       only with finite weights) is written to `--out`; stop after `--patience` evaluations without improvement
     6. reload the best model; write its validation and test scores to `results.json`
 
 With no arguments it fine-tunes all-MiniLM-L6-v2 on the small sentiment dataset bundled with minift.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from minift import cli, freeze, optim
+from minift import cli, freeze, optim, precision, resume
+from minift.train_flags import BUNDLED, DEFAULT_MODEL, check_args, parser  # noqa: F401 (re-exported)
 from minift.batching import balanced_class_weights
 from minift.data import stratified_split
 from minift.encoder import Encoder
 from minift.tasks.qa import only_articles
 from minift.tokenizer import Tokenizer
-
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-BUNDLED = resources.files("minift") / "bundled" / "sentiment.csv"
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m minift.train", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=sorted(cli.TASKS), default="classification")
-    p.add_argument("--train", default=str(BUNDLED),
-                   help="training file: .csv, .tsv or .jsonl; CoNLL (token TAB tag) for ner; SQuAD JSON for qa")
-    p.add_argument("--valid", help="validation file; default: a stratified split of --train")
-    p.add_argument("--test", help="test file, scored once with the best model")
-    p.add_argument("--valid-fraction", type=float, default=0.2, help="share of --train held out without --valid")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint folder or Hugging Face Hub id")
-    p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
-    p.add_argument("--out", default="runs/default", help="folder for the model, metrics.jsonl and results.json")
-    p.add_argument("--text-col", default="text", help="column name, or 0-based index")
-    p.add_argument("--text-pair-col", help="second text column, for sentence-pair tasks")
-    p.add_argument("--label-col", default="label")
-    p.add_argument("--label-delimiter", default=",", help="separates the labels of one row (multilabel)")
-    p.add_argument("--no-header", action="store_true", help="the file has no header row: columns by index")
-    p.add_argument("--encoding", default="utf-8")
-    p.add_argument("--pooling", choices=["pooler", "cls", "mean"], default="pooler")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--max-steps", type=int, help="stop after this many updates (overrides --epochs)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--accumulate", type=int, default=1, help="micro-batches per update")
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--warmup", type=float, default=0.1, help="warmup steps, or a fraction of all steps if < 1")
-    p.add_argument("--schedule", choices=sorted(optim.SCHEDULES), default="linear")
-    p.add_argument("--max-grad-norm", type=float, default=1.0, help="clip the gradient norm (0: no clipping)")
-    p.add_argument("--max-length", type=int, help="tokens per input (default: 384 for qa, else 128)")
-    p.add_argument("--doc-stride", type=int, help="tokens repeated between the windows of a long input (qa, ner; "
-                                                  "default: 128 for qa, max-length // 4 for ner)")
-    p.add_argument("--label-all-subtokens", action="store_true",
-                   help="ner: tag every piece of a word (I- form), not only the first")
-    p.add_argument("--max-answer-length", type=int, default=30, help="qa: longest answer, in tokens")
-    p.add_argument("--articles", help="qa: the articles of --train to use, 0-based, e.g. 0-29 or 0-4,7")
-    p.add_argument("--valid-articles", help="qa: the articles of --valid and --test to use")
-    p.add_argument("--freeze", default="none", help="none, embeddings, encoder, layers:0-3, bias-only")
-    p.add_argument("--gradual-unfreeze", action="store_true", help="unfreeze one more layer per epoch, top first")
-    p.add_argument("--layer-decay", type=float, help="layer-wise learning-rate decay, e.g. 0.9")
-    p.add_argument("--class-weights", choices=["none", "balanced"], default="none")
-    p.add_argument("--oversample", action="store_true", help="resample minority classes up to the majority")
-    p.add_argument("--bucket", action="store_true", help="batch sentences of similar length together")
-    p.add_argument("--eval-every", type=int, default=0, help="evaluate every N updates (0: once per epoch)")
-    p.add_argument("--patience", type=int, default=0, help="stop after N evaluations without improvement")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def check_args(a) -> None:
-    if a.max_length is None:
-        a.max_length = 384 if a.task == "qa" else 128
-    positive = {"--epochs": a.epochs, "--batch-size": a.batch_size, "--accumulate": a.accumulate,
-                "--max-length": a.max_length}
-    for flag, value in positive.items():
-        if value < 1:
-            raise cli.UsageError(f"{flag} {value}: must be at least 1")
-    if a.lr <= 0 or not 0 < a.valid_fraction < 1 or a.warmup < 0:
-        raise cli.UsageError("--lr must be > 0, --valid-fraction between 0 and 1, --warmup >= 0")
-    if a.layer_decay is not None and not 0 < a.layer_decay <= 1:
-        raise cli.UsageError(f"--layer-decay {a.layer_decay}: must be in (0, 1]")
-    if a.task != "classification" and (a.class_weights != "none" or a.oversample):
-        raise cli.UsageError("--class-weights and --oversample apply to --task classification only")
-    if a.task != "qa" and (a.articles or a.valid_articles):
-        raise cli.UsageError("--articles and --valid-articles select SQuAD articles: they apply to --task qa only")
-    if a.max_answer_length < 1:
-        raise cli.UsageError(f"--max-answer-length {a.max_answer_length}: must be at least 1")
-    if a.doc_stride is not None and not 0 <= a.doc_stride < a.max_length // 2:
-        raise cli.UsageError(f"--doc-stride {a.doc_stride}: must be at least 0 and under half of --max-length "
-                             f"({a.max_length})")
-
 
 def prepare(a, tokenizer):
     """Read the files, build the label map, split, and tokenize: (task, train, valid, test features)."""
@@ -146,6 +70,7 @@ def save(task, model, tokenizer, out: Path) -> None:
 def train(a) -> dict:
     check_args(a)
     device = cli.pick_device(a.device)
+    precision.check(a.precision, device)
     cli.seed_everything(a.seed)
     out = Path(a.out)
     tokenizer = Tokenizer.from_pretrained(a.model, a.revision)
@@ -171,60 +96,113 @@ def train(a) -> dict:
     epochs = math.ceil(total / steps_per_epoch)
     warmup = int(a.warmup * total) if a.warmup < 1 else int(a.warmup)
     schedule = optim.SCHEDULES[a.schedule]
+    scaler = precision.grad_scaler(a.precision, device)  # fp16 only: scales the loss so gradients don't underflow
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / "metrics.jsonl").open("w", encoding="utf-8")
     best, best_step, evals_since_best, step, start = -math.inf, None, 0, 0, time.time()
-    bar = tqdm(total=total, disable=a.quiet, desc="train", dynamic_ncols=True)
+    skipped, bad_in_row, grad_norm = 0, 0, math.nan  # updates skipped for a NaN / inf loss or gradient
+    first_epoch, position, train_loss = 0, 0, math.nan  # where the loop starts: epoch, micro-batch within it
+    if a.resume:  # the model, optimizer and random generators as they were after the checkpoint's update
+        loop = resume.load(a.resume, model, opt, scaler)
+        step, first_epoch, position, train_loss = loop["step"], loop["epoch"], loop["position"], loop["train_loss"]
+        best, best_step, evals_since_best = loop["best"], loop["best_step"], loop["evals_since_best"]
+        skipped, bad_in_row, grad_norm = loop["skipped"], loop["bad_in_row"], loop["grad_norm"]
+        if step >= total:
+            raise cli.UsageError(f"--resume {a.resume}: that checkpoint is at step {step}, already the run's last "
+                                 f"({total}); raise --max-steps or --epochs to train further")
+        resume.forget_log_after(out / "metrics.jsonl", step)  # lines the interrupted run wrote after it
+    log = (out / "metrics.jsonl").open("a" if a.resume else "w", encoding="utf-8")
+    seen = {"examples": 0, "tokens": 0, "since": time.time()}  # for throughput since the last log line
+    bar = tqdm(total=total, initial=step, disable=a.quiet, desc="train", dynamic_ncols=True)
+
+    def throughput() -> tuple[float, float]:
+        seconds = max(time.time() - seen["since"], 1e-9)
+        return seen["examples"] / seconds, seen["tokens"] / seconds
 
     def evaluate_and_keep_best(epoch: float, train_loss: float) -> bool:
         """Log validation metrics; save the model if it is the best so far; True when patience runs out."""
         nonlocal best, best_step, evals_since_best
+        examples_per_s, tokens_per_s = throughput()
         scores = task.evaluate(model, valid_f, device=device)
         log.write(json.dumps({"step": step, "epoch": round(epoch, 4), "train_loss": train_loss,
-                              "lr": opt.param_groups[0]["lr"], "elapsed_s": round(time.time() - start, 2),
+                              "grad_norm": grad_norm, "lr": opt.param_groups[0]["lr"],
+                              "examples_per_s": round(examples_per_s, 1), "tokens_per_s": round(tokens_per_s, 1),
+                              "skipped_steps": skipped, "elapsed_s": round(time.time() - start, 2),
                               "valid": scores}) + "\n")
         log.flush()
         score = scores[task.main_metric]
-        if best_step is None or score > best:
+        finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())  # never save a NaN model
+        if finite and (best_step is None or score > best):
             best, best_step, evals_since_best = score, step, 0
             save(task, model, tokenizer, out)
         else:
             evals_since_best += 1
         model.train()
+        seen.update(examples=0, tokens=0, since=time.time())  # evaluation time is not training throughput
         return bool(a.patience) and evals_since_best >= a.patience
 
     stop = False
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
         if a.gradual_unfreeze:
             freeze.gradual_unfreeze(model, epoch, a.freeze)
         model.train()
         batches = list(task.batches(train_f, a.batch_size, a.seed, epoch, shuffle=True, bucket=a.bucket,
                                     oversample=a.oversample))
-        for i in range(0, len(batches), a.accumulate):
+        for i in range(position if epoch == first_epoch else 0, len(batches), a.accumulate):
             group = batches[i:i + a.accumulate]
             loss_sum, count = 0.0, 0.0
             for batch in group:  # sum the loss of each micro-batch; normalise once for the whole update
                 batch = {k: v.to(device) for k, v in batch.items()}
-                total_loss, n = task.loss(model, batch)
-                total_loss.backward()
+                with precision.autocast(a.precision, device):  # forward + loss in bf16 / fp16; weights stay fp32
+                    total_loss, n = task.loss(model, batch)
+                total_loss = total_loss.float()
+                (scaler.scale(total_loss) if scaler else total_loss).backward()
                 loss_sum, count = loss_sum + total_loss.item(), count + n
+                seen["examples"] += len(batch["input_ids"])
+                seen["tokens"] += int(batch["attention_mask"].sum())
+            if scaler:
+                scaler.unscale_(opt)  # divide the gradients by the loss scale before clipping
             for p in model.parameters():
                 if p.grad is not None:
                     p.grad /= count
-            if a.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), a.max_grad_norm)
+            # The norm before clipping; max_norm inf multiplies by 1, so --max-grad-norm 0 still measures it.
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), a.max_grad_norm or math.inf))
             optim.set_lr(opt, schedule(step, total, warmup))
-            opt.step()
+            if math.isfinite(loss_sum) and math.isfinite(grad_norm):
+                scaler.step(opt) if scaler else opt.step()
+                bad_in_row = 0
+            else:  # skip the update: the gradients are thrown away below and the weights stay as they were
+                skipped += 1
+                # fp16 gradient overflow with a finite loss is the GradScaler's business: it lowers its scale.
+                overflow_only = scaler is not None and math.isfinite(loss_sum)
+                bad_in_row += 0 if overflow_only else 1
+            if scaler:
+                scaler.update()
             opt.zero_grad(set_to_none=True)
-            step += 1
+            step, train_loss = step + 1, loss_sum / count
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / count:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
+            examples_per_s, tokens_per_s = throughput()
+            bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}",
+                            grad_norm=f"{grad_norm:.3g}", ex_s=f"{examples_per_s:.1f}", tok_s=f"{tokens_per_s:.0f}",
+                            skipped=skipped)
+            if bad_in_row >= a.max_bad_steps:
+                bar.close()
+                log.close()
+                raise cli.TrainingDiverged(
+                    f"{bad_in_row} updates in a row (up to step {step}) had a NaN or infinite loss or gradient "
+                    f"norm, so training stopped; the best model so far is in {out}. Try a lower --lr (now {a.lr}), "
+                    f"gradient clipping (--max-grad-norm 1.0; now {a.max_grad_norm}), or --precision fp32 "
+                    f"(now {a.precision}); --max-bad-steps (now {a.max_bad_steps}) sets how many to tolerate")
             if a.eval_every and step % a.eval_every == 0:
-                stop = evaluate_and_keep_best(epoch + (i + len(group)) / len(batches), loss_sum / count)
+                stop = evaluate_and_keep_best(epoch + (i + len(group)) / len(batches), train_loss)
+            if a.save_every and step % a.save_every == 0:  # after this step's evaluation, so resuming skips it
+                loop = {"step": step, "epoch": epoch, "position": i + len(group), "train_loss": train_loss,
+                        "best": best, "best_step": best_step, "evals_since_best": evals_since_best,
+                        "skipped": skipped, "bad_in_row": bad_in_row, "grad_norm": grad_norm}
+                resume.save(out / "checkpoints" / f"step-{step}", model, opt, scaler, loop, a.keep_checkpoints)
             if stop or step >= total:
                 break
         if not stop and not (a.eval_every and step % a.eval_every == 0):
-            stop = evaluate_and_keep_best(epoch + 1.0, loss_sum / count)
+            stop = evaluate_and_keep_best(epoch + 1.0, train_loss)
         if stop or step >= total:
             break
     bar.close()
@@ -232,7 +210,7 @@ def train(a) -> dict:
 
     task, model = cli.load_trained(out, device)  # the best model, as saved
     results = {"valid": task.evaluate(model, valid_f, device=device), "best_step": best_step,
-               "train_seconds": round(time.time() - start, 2)}
+               "skipped_steps": skipped, "train_seconds": round(time.time() - start, 2)}
     if test_f:
         results["test"] = task.evaluate(model, test_f, device=device)
     cli.write_json_atomic(out / "results.json", results)

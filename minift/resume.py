@@ -1,0 +1,104 @@
+"""Training checkpoints: everything needed to stop a run and continue it with bitwise the same result.
+
+`python -m minift.train --save-every N` writes, every N updates, a folder `OUT/checkpoints/step-{step}/`:
+
+    model.safetensors        the weights, as the loop holds them (minift's own names, not Hugging Face's)
+    optimizer.safetensors    AdamW's moments, one tensor per parameter: `state.{i}.exp_avg`, `state.{i}.exp_avg_sq`
+    rng.safetensors          torch's random state (CPU, and each CUDA device): dropout draws from it
+    trainer_state.json       the rest: step, epoch and position in it, best score so far, AdamW's step counts
+                             and parameter groups, the GradScaler's scale, Python's and NumPy's random states
+
+The folder is written under a temporary name and renamed into place, so a crash mid-write never leaves a
+half checkpoint; only the last `--keep-checkpoints` folders are kept. `--resume DIR` rebuilds the model and
+optimizer as a fresh run would, then overwrites their state and every random generator from DIR and continues
+from the next micro-batch of the same epoch (the batch order is a function of seed and epoch, see batching.py).
+Safetensors and JSON only: no pickle, so loading a checkpoint runs no code.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from minift.checkpoint import CheckpointError
+
+STATE_FILE = "trainer_state.json"
+
+
+def save(folder: Path, model, opt, scaler, loop: dict, keep: int) -> None:
+    """Write checkpoint `folder` (…/checkpoints/step-N) atomically, then delete all but the last `keep`."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    opt_state = opt.state_dict()
+    save_file({f"state.{i}.{k}": v.contiguous() for i, s in opt_state["state"].items() for k, v in s.items()
+               if torch.is_tensor(v)}, str(tmp / "optimizer.safetensors"))
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng.update({f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    save_file(rng, str(tmp / "rng.safetensors"))
+    np_state = np.random.get_state()
+    state = {
+        "loop": loop,
+        "optimizer": {"param_groups": opt_state["param_groups"],
+                      "state": {str(i): {k: v for k, v in s.items() if not torch.is_tensor(v)}
+                                for i, s in opt_state["state"].items()}},
+        "scaler": scaler.state_dict() if scaler else None,
+        "python_random": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "numpy_random": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+    }
+    (tmp / STATE_FILE).write_text(json.dumps(state) + "\n", encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    old = sorted(folder.parent.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]
+    for path in old:
+        shutil.rmtree(path)
+
+
+def load(folder: str | Path, model, opt, scaler) -> dict:
+    """Restore model, optimizer, scaler and every random generator from `folder`; return the loop's state."""
+    folder = Path(folder)
+    if not (folder / STATE_FILE).is_file():
+        raise CheckpointError(f"--resume {folder}: no {STATE_FILE}; give a folder OUT/checkpoints/step-N "
+                              "written by --save-every")
+    state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"--resume {folder}: its weights do not fit this model (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]}); resume with the same --model and task flags")
+    moments = load_file(str(folder / "optimizer.safetensors"))
+    opt_state = {"param_groups": state["optimizer"]["param_groups"], "state": {}}
+    for i, scalars in state["optimizer"]["state"].items():
+        tensors = {k.split(".", 2)[2]: v for k, v in moments.items() if k.split(".")[1] == i}
+        opt_state["state"][int(i)] = {**scalars, **tensors}
+    try:
+        opt.load_state_dict(opt_state)
+    except ValueError as e:
+        raise CheckpointError(f"--resume {folder}: the optimizer state does not fit ({e}); resume with the same "
+                              "--freeze, --layer-decay and task flags") from None
+    if scaler and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    rng = load_file(str(folder / "rng.safetensors"))
+    torch.set_rng_state(rng["torch"])
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            if f"cuda.{i}" in rng:
+                torch.cuda.set_rng_state(rng[f"cuda.{i}"], i)
+    version, internal, gauss = state["python_random"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = state["numpy_random"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    return state["loop"]
+
+
+def forget_log_after(log: Path, step: int) -> None:
+    """Drop the metrics.jsonl lines of steps after `step`: the resumed run will write them again."""
+    if log.is_file():
+        lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+        log.write_text("".join(line for line in lines if json.loads(line)["step"] <= step), encoding="utf-8")
