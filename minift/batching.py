@@ -6,6 +6,7 @@ batches as the run it resumes.
 
     random_batches           a permutation of 0..n-1 cut into batches of `batch_size`
     length_bucketed_batches  similar lengths together, so a batch pads to little more than its own tokens
+    epoch_batches            one of the two above (training), or file order (evaluation)
     oversampled_indices      each smaller class repeated at random until every class has n_max examples
     balanced_class_weights   w_c = n / (C * n_c), a loss weight per class instead of resampling
     pad_batch, collate       right-pad lists to the longest in the batch (not to a global max_length)
@@ -42,6 +43,16 @@ def length_bucketed_batches(lengths, batch_size, seed, epoch, chunk_batches=50):
     for start in range(0, len(order), chunk):
         batches += _cut(sorted(order[start:start + chunk], key=lambda i: lengths[i]), batch_size)
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def epoch_batches(lengths, batch_size, seed=0, epoch=0, shuffle=False, bucket=False):
+    """The batches of one pass over examples of the given token lengths: in file order (evaluation), shuffled
+    (training), or shuffled and length-bucketed (`bucket`)."""
+    if shuffle and bucket:
+        return length_bucketed_batches(lengths, batch_size, seed, epoch)
+    if shuffle:
+        return random_batches(len(lengths), batch_size, seed, epoch)
+    return _cut(list(range(len(lengths))), batch_size)
 
 
 def oversampled_indices(labels, seed, epoch):

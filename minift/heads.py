@@ -17,9 +17,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from minift.checkpoint import CheckpointError
 from minift.encoder import ACTIVATIONS, Encoder
 
 POOLINGS = ("pooler", "cls", "mean")
+
+
+def load_saved(linear: nn.Linear, head_tensors: dict, name: str) -> None:
+    """Load `name.weight` and `name.bias` from a checkpoint's head tensors into `linear`, if the checkpoint has
+    them (a model minift saved after fine-tuning); a head of another shape is an error, not a silent reset."""
+    saved = {k: head_tensors.get(f"{name}.{k}") for k in ("weight", "bias")}
+    if any(t is None for t in saved.values()):
+        return
+    if tuple(saved["weight"].shape) != tuple(linear.weight.shape):
+        raise CheckpointError(f"the checkpoint's {name} has {saved['weight'].shape[0]} outputs but this task needs "
+                         f"{linear.weight.shape[0]}: start from an encoder without that head")
+    linear.load_state_dict(saved)
 
 
 def pool(encoder: Encoder, hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minift.batching import (
-    PAD_VALUES, balanced_class_weights, collate, length_bucketed_batches, oversampled_indices, pad_batch,
+    PAD_VALUES, balanced_class_weights, collate, epoch_batches, length_bucketed_batches, oversampled_indices, pad_batch,
     random_batches,
 )
 
@@ -112,3 +112,13 @@ def test_collate_stacks_tensor_features():
                      {"input_ids": [7], "labels": torch.tensor([0.0, 1.0])}])
     assert batch["labels"].shape == (2, 2) and batch["labels"][1, 1] == 1
     assert batch["input_ids"].tolist() == [[5, 6], [7, 0]]
+
+
+def test_epoch_batches_orders():
+    lengths = [5, 1, 9, 3, 7, 2, 8]
+    assert epoch_batches(lengths, 3) == [[0, 1, 2], [3, 4, 5], [6]]  # evaluation: file order
+    shuffled = epoch_batches(lengths, 3, seed=1, epoch=0, shuffle=True)
+    assert shuffled == random_batches(len(lengths), 3, 1, 0)
+    bucketed = epoch_batches(lengths, 3, seed=1, epoch=0, shuffle=True, bucket=True)
+    assert bucketed == length_bucketed_batches(lengths, 3, 1, 0)
+    assert sorted(i for b in bucketed for i in b) == list(range(len(lengths)))

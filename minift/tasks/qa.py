@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from minift import losses
-from minift.batching import collate, length_bucketed_batches, random_batches
+from minift.batching import collate, epoch_batches
 from minift.data import DataError
-from minift.heads import SpanHead
+from minift.heads import SpanHead, load_saved
 from minift.metrics import squad_scores
 
 MODEL_KEYS = ("input_ids", "token_type_ids", "start_positions", "end_positions")  # the rest is for decoding
@@ -208,13 +208,8 @@ class QATask:
     def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
                 bucket: bool = False, oversample: bool = False):
         """Yield padded batches of windows: (B, T) ids, segments and mask, and (B,) start and end targets."""
-        if bucket and shuffle:
-            index_batches = length_bucketed_batches([len(f["input_ids"]) for f in features], batch_size, seed, epoch)
-        elif shuffle:
-            index_batches = random_batches(len(features), batch_size, seed, epoch)
-        else:
-            index_batches = [range(i, min(i + batch_size, len(features))) for i in range(0, len(features), batch_size)]
-        for idx in index_batches:
+        lengths = [len(f["input_ids"]) for f in features]
+        for idx in epoch_batches(lengths, batch_size, seed, epoch, shuffle, bucket):
             rows = [{k: features[i][k] for k in MODEL_KEYS if k in features[i]} for i in idx]
             yield collate(rows, {"input_ids": self.tokenizer.pad_id})
 
@@ -222,9 +217,7 @@ class QATask:
     def build_model(self, encoder) -> QAModel:
         """A fresh span head, or the saved one when the encoder's checkpoint carries `qa_outputs`."""
         model = QAModel(encoder)
-        saved = {k: encoder.head_tensors.get(f"qa_outputs.{k}") for k in ("weight", "bias")}
-        if all(t is not None for t in saved.values()):
-            model.head.out.load_state_dict(saved)
+        load_saved(model.head.out, encoder.head_tensors, "qa_outputs")
         return model
 
     def loss(self, model, batch) -> tuple[torch.Tensor, float]:

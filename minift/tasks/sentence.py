@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from minift import losses
-from minift.batching import collate, length_bucketed_batches, oversampled_indices, random_batches
-from minift.data import DataError, LabelMap, encode_labels, read_table, regression_targets
-from minift.heads import ClassifierHead, pool
+from minift.batching import collate, epoch_batches, oversampled_indices
+from minift.data import LabelMap, encode_labels, read_table, regression_targets
+from minift.heads import ClassifierHead, load_saved, pool
 from minift.metrics import classification_summary, multilabel_summary, regression_summary
 
 MAIN_METRIC = {"classification": "accuracy", "multilabel": "f1_micro", "regression": "pearson"}
@@ -103,13 +103,9 @@ class SentenceTask:
         if oversample and shuffle and self.kind == "classification":
             order = oversampled_indices([int(f["labels"]) for f in features], seed, epoch)
             index_batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        elif bucket and shuffle:
-            index_batches = length_bucketed_batches([len(f["input_ids"]) for f in features], batch_size, seed, epoch)
-        elif shuffle:
-            index_batches = random_batches(len(features), batch_size, seed, epoch)
         else:
-            index_batches = [list(range(i, min(i + batch_size, len(features))))
-                             for i in range(0, len(features), batch_size)]
+            index_batches = epoch_batches([len(f["input_ids"]) for f in features], batch_size, seed, epoch, shuffle,
+                                          bucket)
         for idx in index_batches:
             yield collate([features[i] for i in idx], {"input_ids": self.tokenizer.pad_id})
 
@@ -121,12 +117,7 @@ class SentenceTask:
     def build_model(self, encoder) -> SentenceModel:
         """A fresh head on the encoder, or the saved head when the encoder's checkpoint carries one."""
         model = SentenceModel(encoder, self.num_outputs, self.pooling)
-        saved = {k: encoder.head_tensors.get(f"classifier.{k}") for k in ("weight", "bias")}
-        if all(t is not None for t in saved.values()):
-            if tuple(saved["weight"].shape) != tuple(model.head.out.weight.shape):
-                raise DataError(f"the checkpoint's classifier has {saved['weight'].shape[0]} outputs but this task "
-                                f"has {self.num_outputs}: start from an encoder without that head")
-            model.head.out.load_state_dict(saved)
+        load_saved(model.head.out, encoder.head_tensors, "classifier")
         return model
 
     def loss(self, model, batch) -> tuple[torch.Tensor, float]:

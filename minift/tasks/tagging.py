@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from minift import losses
-from minift.batching import collate, length_bucketed_batches, random_batches
+from minift.batching import collate, epoch_batches
 from minift.data import DataError, LabelMap
-from minift.heads import ClassifierHead
+from minift.heads import ClassifierHead, load_saved
 from minift.metrics import get_entities, tagging_report, tagging_summary
 
 TAG = re.compile(r"O|[BIES]-\S+")
@@ -187,13 +187,8 @@ class TaggingTask:
     def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
                 bucket: bool = False, oversample: bool = False):
         """Yield padded batches of windows: (B, T) ids, segments, mask and labels (-100 on padding)."""
-        if bucket and shuffle:
-            index_batches = length_bucketed_batches([len(f["input_ids"]) for f in features], batch_size, seed, epoch)
-        elif shuffle:
-            index_batches = random_batches(len(features), batch_size, seed, epoch)
-        else:
-            index_batches = [range(i, min(i + batch_size, len(features))) for i in range(0, len(features), batch_size)]
-        for idx in index_batches:
+        lengths = [len(f["input_ids"]) for f in features]
+        for idx in epoch_batches(lengths, batch_size, seed, epoch, shuffle, bucket):
             rows = [{k: features[i][k] for k in MODEL_KEYS if k in features[i]} for i in idx]
             yield collate(rows, {"input_ids": self.tokenizer.pad_id})
 
@@ -201,12 +196,7 @@ class TaggingTask:
     def build_model(self, encoder) -> TaggerModel:
         """A fresh per-token head, or the saved one when the encoder's checkpoint carries a `classifier`."""
         model = TaggerModel(encoder, len(self.labels))
-        saved = {k: encoder.head_tensors.get(f"classifier.{k}") for k in ("weight", "bias")}
-        if all(t is not None for t in saved.values()):
-            if tuple(saved["weight"].shape) != tuple(model.head.out.weight.shape):
-                raise DataError(f"the checkpoint's classifier has {saved['weight'].shape[0]} outputs but this task "
-                                f"has {len(self.labels)} tags: start from an encoder without that head")
-            model.head.out.load_state_dict(saved)
+        load_saved(model.head.out, encoder.head_tensors, "classifier")
         return model
 
     def loss(self, model, batch) -> tuple[torch.Tensor, float]:
