@@ -125,7 +125,7 @@ def test_minilm_pairs_longest_first_match_transformers(minilm, max_length):
     expected = hf(list(firsts), list(seconds), padding=True, truncation="longest_first",
                   max_length=max_length or 512, return_offsets_mapping=True)
     assert_same(got, expected)
-    assert 1 in got["token_type_ids"][0]  # the second text is type 1
+    assert got["token_type_ids"][0].sum() > 0  # the second text is type 1
 
 
 def test_minilm_single_string_and_lists(minilm):
