@@ -112,3 +112,12 @@ def collate(features, pad_values=None):
     if "input_ids" in batch and "attention_mask" not in batch:
         batch["attention_mask"] = pad_batch([f["input_ids"] for f in features])[1]
     return batch
+
+
+def padded_batches(features, batch_size, pad_id, seed=0, epoch=0, shuffle=False, bucket=False, keys=None):
+    """Yield the padded batches of one pass over `features` (dicts of lists), in the order `epoch_batches`
+    gives; `keys` keeps only the fields the model reads (the rest, e.g. offsets for decoding, stays behind)."""
+    lengths = [len(f["input_ids"]) for f in features]
+    for idx in epoch_batches(lengths, batch_size, seed, epoch, shuffle, bucket):
+        rows = [features[i] if keys is None else {k: features[i][k] for k in keys if k in features[i]} for i in idx]
+        yield collate(rows, {"input_ids": pad_id})

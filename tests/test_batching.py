@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from minift.batching import (
     PAD_VALUES, balanced_class_weights, collate, epoch_batches, length_bucketed_batches, oversampled_indices, pad_batch,
+    padded_batches,
     random_batches,
 )
 
@@ -122,3 +123,13 @@ def test_epoch_batches_orders():
     bucketed = epoch_batches(lengths, 3, seed=1, epoch=0, shuffle=True, bucket=True)
     assert bucketed == length_bucketed_batches(lengths, 3, 1, 0)
     assert sorted(i for b in bucketed for i in b) == list(range(len(lengths)))
+
+
+def test_padded_batches_keep_only_the_model_keys():
+    features = [{"input_ids": [4, 5, 6], "offsets": "kept aside"}, {"input_ids": [7]}, {"input_ids": [8, 9]}]
+    batches = list(padded_batches(features, 2, pad_id=1, keys=("input_ids",)))
+    assert [b["input_ids"].tolist() for b in batches] == [[[4, 5, 6], [7, 1, 1]], [[8, 9]]]
+    assert all("offsets" not in b for b in batches)
+    assert batches[0]["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    shuffled = list(padded_batches(features, 2, pad_id=1, seed=3, shuffle=True, keys=("input_ids",)))
+    assert sorted(len(b["input_ids"]) for b in shuffled) == [1, 2]

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from minift import losses
-from minift.batching import collate, epoch_batches, oversampled_indices
+from minift.batching import oversampled_indices, padded_batches
 from minift.data import LabelMap, encode_labels, read_table, regression_targets
 from minift.heads import ClassifierHead, load_saved, pool
 from minift.metrics import classification_summary, multilabel_summary, regression_summary
@@ -100,14 +100,10 @@ class SentenceTask:
     def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
                 bucket: bool = False, oversample: bool = False):
         """Yield padded batches: dicts of (B, T) tensors and `labels`."""
-        if oversample and shuffle and self.kind == "classification":
+        if oversample and shuffle and self.kind == "classification":  # the resampled epoch, already shuffled
             order = oversampled_indices([int(f["labels"]) for f in features], seed, epoch)
-            index_batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        else:
-            index_batches = epoch_batches([len(f["input_ids"]) for f in features], batch_size, seed, epoch, shuffle,
-                                          bucket)
-        for idx in index_batches:
-            yield collate([features[i] for i in idx], {"input_ids": self.tokenizer.pad_id})
+            features, shuffle = [features[i] for i in order], False
+        yield from padded_batches(features, batch_size, self.tokenizer.pad_id, seed, epoch, shuffle, bucket)
 
     # ---- model ----
     @property

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from minift import losses
-from minift.batching import collate, epoch_batches
+from minift.batching import padded_batches
 from minift.data import DataError, LabelMap
 from minift.heads import ClassifierHead, load_saved
 from minift.metrics import get_entities, tagging_report, tagging_summary
@@ -187,10 +187,8 @@ class TaggingTask:
     def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
                 bucket: bool = False, oversample: bool = False):
         """Yield padded batches of windows: (B, T) ids, segments, mask and labels (-100 on padding)."""
-        lengths = [len(f["input_ids"]) for f in features]
-        for idx in epoch_batches(lengths, batch_size, seed, epoch, shuffle, bucket):
-            rows = [{k: features[i][k] for k in MODEL_KEYS if k in features[i]} for i in idx]
-            yield collate(rows, {"input_ids": self.tokenizer.pad_id})
+        yield from padded_batches(features, batch_size, self.tokenizer.pad_id, seed, epoch, shuffle, bucket,
+                                  keys=MODEL_KEYS)
 
     # ---- model ----
     def build_model(self, encoder) -> TaggerModel:
