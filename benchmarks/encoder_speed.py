@@ -5,7 +5,10 @@ and loaded by minift, so both models hold identical weights. Both are timed in t
 step by step so that machine noise hits both alike; the median of `--steps` steps after `--warmup` is reported,
 in wall time and in this process's CPU time (the steadier of the two when other work shares the machine).
 
-    python benchmarks/encoder_speed.py [--batch 32] [--seq 128] [--steps 15] [--device cpu]
+    python benchmarks/encoder_speed.py [--batch 32] [--seq 128] [--steps 15] [--device cpu] [--precision bf16]
+
+`--precision bf16` runs both forward passes under `torch.autocast(dtype=torch.bfloat16)` (on a GPU; a CPU without
+bf16 instructions emulates it slowly). On CUDA each step ends with `torch.cuda.synchronize()` before the clock stops.
 """
 import argparse
 import statistics
@@ -18,10 +21,15 @@ from transformers import BertConfig, BertModel
 from minift.encoder import Encoder
 
 
-def step_time(model, inputs, hf: bool) -> tuple[float, float]:
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def step_time(model, inputs, hf: bool, precision: str = "fp32") -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) for one forward + backward step."""
+    device = inputs["input_ids"].device.type
     start, cpu = time.perf_counter(), time.process_time()
-    out = model(**inputs).last_hidden_state if hf else model(**inputs)
+    with torch.autocast(device, dtype=AUTOCAST[precision], enabled=precision != "fp32"):
+        out = model(**inputs).last_hidden_state if hf else model(**inputs)
     out.float().pow(2).mean().backward()
     if inputs["input_ids"].is_cuda:
         torch.cuda.synchronize()
@@ -29,15 +37,15 @@ def step_time(model, inputs, hf: bool) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def peak_memory_mb(model, inputs, hf: bool) -> float:
+def peak_memory_mb(model, inputs, hf: bool, precision: str = "fp32") -> float:
     """Peak bytes of tensors alive during one step (CUDA allocator, or the CPU profiler's memory events)."""
     if inputs["input_ids"].is_cuda:
         torch.cuda.reset_peak_memory_stats()
-        step_time(model, inputs, hf)
+        step_time(model, inputs, hf, precision)
         return torch.cuda.max_memory_allocated() / 2**20
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step_time(model, inputs, hf)
+        step_time(model, inputs, hf, precision)
     current = peak = 0
     for event in sorted(prof.events(), key=lambda e: e.time_range.start):
         current += event.cpu_memory_usage if not event.cpu_children else 0
@@ -52,6 +60,7 @@ def main():
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="fp32", choices=sorted(AUTOCAST))
     args = ap.parse_args()
 
     torch.manual_seed(0)
@@ -69,22 +78,33 @@ def main():
     mask[: args.batch // 2, args.seq * 3 // 4:] = 0  # half the batch padded, as in real batches
     inputs = {"input_ids": ids, "attention_mask": mask}
 
-    times = {"minift": [], "transformers": []}
+    # minift twice: its default fast path (per-token layers on the real tokens only) and `pack = False`
+    # (every layer on the padded batch, as transformers does), to show which is quicker on this device.
+    times = {"minift": [], "minift-padded": [], "transformers": []}
     for i in range(args.warmup + args.steps):
-        for name, model in (("minift", ours), ("transformers", hf)):
-            t = step_time(model, inputs, hf=name == "transformers")
+        for name, model in (("minift", ours), ("minift-padded", ours), ("transformers", hf)):
+            ours.pack = name != "minift-padded"
+            t = step_time(model, inputs, hf=name == "transformers", precision=args.precision)
             if i >= args.warmup:
                 times[name].append(t)
+    ours.pack = True
     med = {name: statistics.median(t[0] for t in ts) for name, ts in times.items()}
     cpu = {name: statistics.median(t[1] for t in ts) for name, ts in times.items()}
-    mem = {"minift": peak_memory_mb(ours, inputs, False), "transformers": peak_memory_mb(hf, inputs, True)}
-    print(f"device {args.device}, batch {args.batch} x {args.seq} tokens, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, median of {args.steps} forward+backward steps")
+    mem = {"minift": peak_memory_mb(ours, inputs, False, args.precision)}
+    ours.pack = False
+    mem["minift-padded"] = peak_memory_mb(ours, inputs, False, args.precision)
+    ours.pack = True
+    mem["transformers"] = peak_memory_mb(hf, inputs, True, args.precision)
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
+    print(f"device {args.device} ({name}), {args.precision}, batch {args.batch} x {args.seq} tokens, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"median of {args.steps} forward+backward steps")
     for name in med:
-        print(f"  {name:13s} {med[name] * 1000:8.1f} ms/step   CPU {cpu[name] * 1000:8.1f} ms/step   "
+        print(f"  {name:14s} {med[name] * 1000:8.1f} ms/step   CPU {cpu[name] * 1000:8.1f} ms/step   "
               f"peak memory {mem[name]:8.1f} MiB")
     print(f"  time ratio minift / transformers = {med['minift'] / med['transformers']:.3f} "
           f"(CPU time ratio {cpu['minift'] / cpu['transformers']:.3f}: steadier when other work shares the machine)")
+    print(f"  time ratio minift-padded / transformers = {med['minift-padded'] / med['transformers']:.3f}")
 
 
 if __name__ == "__main__":

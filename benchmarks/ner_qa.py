@@ -11,7 +11,7 @@ best epoch, then scored once, with that model, on rows it never saw (`--test`):
 
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/ner_qa.py \
         [--tasks wnut17,squad] [--rows 40] [--epochs wnut17=5] [--lr squad=1e-4] [--batch-size 16] [--threads 2]
-        [--out benchmarks/results/ner_qa.json]
+        [--device cuda] [--out benchmarks/results/ner_qa.json]
 
 `--rows N` caps the training rows (sentences, questions) at N and the scored rows at max(N // 4, 10): a smoke
 run; the subsets are written to a temporary folder, never into the repository. It prints a table (task, rows,
@@ -100,14 +100,16 @@ def run(name: str, a, tmp: Path) -> dict:
     train_args, test_args = files(name, a.rows, tmp)
     argv = ["--task", cfg["task"], *train_args, *test_args, "--model", MODEL, "--out", str(tmp / f"run-{name}"),
             "--epochs", str(epochs), "--lr", str(lr), "--batch-size", str(a.batch_size), "--max-length",
-            str(cfg["max_length"]), "--valid-fraction", str(cfg["valid_fraction"]), "--seed", "42", "--quiet"]
+            str(cfg["max_length"]), "--valid-fraction", str(cfg["valid_fraction"]), "--seed", "42",
+            "--device", a.device, "--quiet"]
     start = time.time()
     results = train.train(train.parser().parse_args(argv))
     wall = round(time.time() - start, 1)
     score = results["test"][cfg["metric"]]
     return {"argv": argv, "epochs": epochs, "lr": lr, "rows": a.rows or "all", "valid": results["valid"],
             "test": results["test"], "metric": cfg["metric"], "score": score, "target": cfg["target"],
-            "target_met": score >= cfg["target"], "wall_s": wall, "threads": torch.get_num_threads()}
+            "target_met": score >= cfg["target"], "wall_s": wall, "threads": torch.get_num_threads(),
+            "device": a.device if a.device == "cpu" else torch.cuda.get_device_name()}
 
 
 def merge(out: Path, name: str, row: dict) -> None:
@@ -127,6 +129,7 @@ def main(argv=None) -> None:
     p.add_argument("--lr", help="e.g. 1e-4, or wnut17=5e-5")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ner_qa.json"))
     a = p.parse_args(argv)
     if not DATA.is_dir():

@@ -12,7 +12,7 @@ sklearn / scipy from its logits. Wall time covers loading the model, tokenizing,
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/sentence_tasks.py \
         [--datasets sst2,trec,stsb,goemotions] [--systems minift,trainer,probe] [--rows 200 | --rows stsb=2000/749]
         [--epochs 1 | --epochs trec=2] [--lr-minift sst2=1e-4] [--lr-trainer sst2=1e-4] [--lr-probe 2e-3]
-        [--threads 1] [--out benchmarks/results/sentence_tasks.json]
+        [--threads 1] [--device cuda] [--out benchmarks/results/sentence_tasks.json]
 
 Datasets (default splits and epochs; `--rows N` caps training rows at N and held-out rows at max(N // 4, 50)):
     sst2        SST-2 sentiment, 20,000 train / 2,000 held out, 1 epoch, accuracy; plus a minift linear probe
@@ -125,13 +125,13 @@ def write_tsv(path: Path, rows, pair: bool, encoding="utf-8", header=True):
 
 
 # ---- minift ----
-def run_minift(name, cfg, files, lr, workdir: Path, freeze=None):
+def run_minift(name, cfg, files, lr, workdir: Path, device: str, freeze=None):
     from minift.train import parser, train
 
     out = workdir / ("minift-" + (freeze or "full"))
     argv = ["--task", cfg["task"], "--train", str(files["train"]), "--valid", str(files["eval"]),
             "--model", MODEL, "--out", str(out), "--epochs", str(cfg["epochs"]), "--batch-size", str(BATCH),
-            "--lr", str(lr), "--max-length", str(MAX_LENGTH), "--seed", str(SEED), "--quiet"]
+            "--lr", str(lr), "--max-length", str(MAX_LENGTH), "--seed", str(SEED), "--device", device, "--quiet"]
     if name == "goemotions":
         argv += ["--no-header", "--text-col", "0", "--label-col", "1", "--label-delimiter", ","]
     else:
@@ -178,7 +178,7 @@ def trainer_metrics(task, logits, y):
             "mse": float(mean_squared_error(y, pred))}
 
 
-def run_trainer(cfg, train_rows, eval_rows, lr, workdir: Path):
+def run_trainer(cfg, train_rows, eval_rows, lr, workdir: Path, device: str):
     import transformers
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                               Trainer, TrainingArguments)
@@ -219,7 +219,7 @@ def run_trainer(cfg, train_rows, eval_rows, lr, workdir: Path):
     args = TrainingArguments(output_dir=str(workdir / "trainer"), per_device_train_batch_size=BATCH,
                              per_device_eval_batch_size=64, num_train_epochs=cfg["epochs"], learning_rate=lr,
                              warmup_steps=0.1, weight_decay=0.01, lr_scheduler_type="linear", eval_strategy="no",
-                             save_strategy="no", report_to=[], seed=SEED, use_cpu=True, logging_steps=50,
+                             save_strategy="no", report_to=[], seed=SEED, use_cpu=device == "cpu", logging_steps=50,
                              disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=train_f, data_collator=DataCollatorWithPadding(tok),
                       processing_class=tok)
@@ -286,6 +286,8 @@ def main(argv=None):
     p.add_argument("--lr-trainer", default="", help="per dataset, as --lr-minift")
     p.add_argument("--lr-probe", type=float, help="learning rate of the SST-2 linear probe (minift --freeze encoder)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (1 is faster on a busy 2-core machine)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda, "
+                   "for both systems (default: cuda when available)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sentence_tasks.json"))
     a = p.parse_args(argv)
 
@@ -306,7 +308,8 @@ def main(argv=None):
     out = Path(a.out)
     setup = {"model": MODEL, "batch_size": BATCH, "max_length": MAX_LENGTH, "seed": SEED,
              "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-             "transformers": __import__("transformers").__version__, "device": "cpu", "cpus": os.cpu_count()}
+             "transformers": __import__("transformers").__version__, "cpus": os.cpu_count(),
+             "device": a.device if a.device == "cpu" else torch.cuda.get_device_name()}
     record = {"runs": {}}
 
     for name in names:
@@ -334,9 +337,9 @@ def main(argv=None):
                 print(f"== {name}: {label}, lr {lr:g}, {cfg['epochs']} epoch(s), {len(train_rows)} train / "
                       f"{len(eval_rows)} held out", flush=True)
                 if system == "trainer":
-                    r = run_trainer(cfg, train_rows, eval_rows, lr, tmp)
+                    r = run_trainer(cfg, train_rows, eval_rows, lr, tmp, a.device)
                 else:
-                    r = run_minift(name, cfg, files, lr, tmp, freeze)
+                    r = run_minift(name, cfg, files, lr, tmp, a.device, freeze)
                 r.update(dataset=name, system=label, lr=lr, epochs=cfg["epochs"], n_train=len(train_rows),
                          n_eval=len(eval_rows), main_metric=cfg["metric"], threads=torch.get_num_threads(),
                          finished=time.strftime("%Y-%m-%d %H:%M"))

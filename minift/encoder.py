@@ -181,6 +181,7 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.has_pooler else None
         self.head_tensors: dict[str, torch.Tensor] = {}  # task-head tensors found in the checkpoint, if any
+        self.pack = True  # fast path: run the per-token layers on real tokens only (False: on the padded batch)
         self.apply(self._init_weights)
 
     def _init_weights(self, m):
@@ -211,7 +212,7 @@ class Encoder(nn.Module):
         padding = attention_mask is not None and attention_mask.dim() == 2
         if padding and bool(attention_mask.all()):
             mask, padding = None, False  # nothing to hide: the unmasked kernel is faster
-        if not (padding and all(layer.attn.fast for layer in self.layers)):
+        if not (padding and self.pack and all(layer.attn.fast for layer in self.layers)):
             for layer in self.layers:
                 x, _ = layer(x, mask)
             return x

@@ -1,14 +1,19 @@
-"""Shared test fixtures: where the read-only ../shared folder lies, and skips when it is absent."""
+"""Shared test fixtures: where the read-only ../shared folder lies, and skips when it is absent.
+
+`MINIFT_TEST_DEVICE=cuda` runs the encoder parity tests (tests/test_encoder.py) on a GPU; the default is the CPU.
+"""
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MINIFT_SHARED", ROOT.parent / "shared"))
 HF_CACHE = SHARED / "hf-cache"
 DATA = SHARED / "data"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+DEVICE = torch.device(os.environ.get("MINIFT_TEST_DEVICE", "cpu"))
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""The encoder equals `transformers` on tiny random BERT, RoBERTa and DistilBERT models, on drawn batches."""
+"""The encoder equals `transformers` on tiny random BERT, RoBERTa and DistilBERT models, on drawn batches.
+
+Both models run on `tests.conftest.DEVICE` (the CPU, or the GPU with MINIFT_TEST_DEVICE=cuda)."""
 import pytest
 import torch
 from hypothesis import given, settings
@@ -7,6 +9,7 @@ from hypothesis import strategies as st
 transformers = pytest.importorskip("transformers")
 
 from minift.encoder import Encoder, additive_mask, attention_reference  # noqa: E402
+from tests.conftest import DEVICE  # noqa: E402
 
 VOCAB, MAXPOS = 101, 40
 TINY = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
@@ -29,7 +32,7 @@ def pair(request, tmp_path_factory):
     hf = FAMILIES[request.param]().eval()
     folder = tmp_path_factory.mktemp(request.param)
     hf.save_pretrained(folder)
-    return request.param, hf, Encoder.from_pretrained(folder).eval()
+    return request.param, hf.to(DEVICE), Encoder.from_pretrained(folder).eval().to(DEVICE)
 
 
 @st.composite
@@ -50,6 +53,7 @@ def batches(draw):
 
 
 def run_both(family, hf, ours, ids, mask, types):
+    ids, mask, types = ids.to(DEVICE), mask.to(DEVICE), types.to(DEVICE)
     pad = 1 if family == "roberta" else 0
     ids = ids.masked_fill(mask == 0, pad)
     kwargs = {"input_ids": ids, "attention_mask": mask}
@@ -66,7 +70,7 @@ def run_both(family, hf, ours, ids, mask, types):
 def test_hidden_states_equal_transformers(pair, batch):
     family, hf, ours = pair
     ref, got = run_both(family, hf, ours, *batch)
-    mask = batch[1].bool()
+    mask = batch[1].bool().to(DEVICE)
     # Padded positions are garbage in both; only real tokens are compared.
     assert (ref.last_hidden_state[mask] - got[mask]).abs().max() <= 1e-5
     if ours.pooler is not None:
@@ -75,14 +79,21 @@ def test_hidden_states_equal_transformers(pair, batch):
 
 @settings(deadline=None, max_examples=25)
 @given(batch=batches())
-def test_reference_attention_equals_fast_path(pair, batch):
+def test_reference_attention_and_both_fast_paths_agree(pair, batch):
+    """The formula path, the SDPA path on the padded batch, and the SDPA path that runs the per-token layers on
+    the real tokens only (`pack`, the default) give the same real-token outputs."""
     _, _, ours = pair
-    ids, mask, types = batch
+    ids, mask = batch[0].to(DEVICE), batch[1].to(DEVICE)
+    real = mask.bool()
     with torch.no_grad():
-        fast = ours.use_reference_attention(False)(ids, mask)
+        packed = ours.use_reference_attention(False)(ids, mask)
+        ours.pack = False
+        padded = ours(ids, mask)
+        ours.pack = True
         slow = ours.use_reference_attention(True)(ids, mask)
     ours.use_reference_attention(False)
-    assert (fast[mask.bool()] - slow[mask.bool()]).abs().max() <= 1e-5
+    assert (packed[real] - slow[real]).abs().max() <= 1e-5
+    assert (packed[real] - padded[real]).abs().max() <= 1e-5
 
 
 @settings(deadline=None, max_examples=60)
@@ -101,6 +112,7 @@ def test_attention_paths_equal_with_padding_and_full_masks(B, heads, T, d, seed,
         keep = torch.ones(B, T, dtype=torch.long)
         keep[:, torch.randint(1, T + 1, (1,), generator=g).item():] = 0
         mask = additive_mask(keep, torch.float64)
+    q, k, v, mask = (t.to(DEVICE) for t in (q, k, v, mask))
     fast = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     torch.testing.assert_close(attention_reference(q, k, v, mask), fast, rtol=1e-10, atol=1e-10)
 
@@ -132,7 +144,7 @@ def test_additive_mask_shapes_and_errors():
 def test_too_long_input_says_truncate(pair):
     _, _, ours = pair
     with pytest.raises(ValueError, match="truncate"):
-        ours(torch.full((1, MAXPOS + 5), 5))
+        ours(torch.full((1, MAXPOS + 5), 5, device=DEVICE))
 
 
 def test_gradients_match_transformers(pair):
@@ -141,7 +153,8 @@ def test_gradients_match_transformers(pair):
     torch.manual_seed(1)
     mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
     ids = torch.randint(3, VOCAB, (2, 7)).masked_fill(mask == 0, 1 if family == "roberta" else 0)
-    probe = torch.randn(2, 7, 32)  # a random linear read-out, so the loss is not LayerNorm-invariant
+    probe = torch.randn(2, 7, 32).to(DEVICE)
+    ids, mask = ids.to(DEVICE), mask.to(DEVICE)  # a random linear read-out, so the loss is not LayerNorm-invariant
     hf.zero_grad()
     ours.zero_grad()
     ((hf(input_ids=ids, attention_mask=mask).last_hidden_state * probe)[mask.bool()].sum()).backward()
@@ -162,10 +175,10 @@ def test_gradients_match_transformers(pair):
 def test_roundtrip_save_pretrained_loads_in_transformers(pair, tmp_path):
     family, hf, ours = pair
     ours.save_pretrained(tmp_path)
-    again = transformers.AutoModel.from_pretrained(tmp_path).eval()
+    again = transformers.AutoModel.from_pretrained(tmp_path).eval().to(DEVICE)
     assert type(again) is type(hf)
-    ids = torch.randint(3, VOCAB, (2, 9))
-    mask = torch.tensor([[1] * 9, [1] * 5 + [0] * 4])
+    ids = torch.randint(3, VOCAB, (2, 9), device=DEVICE)
+    mask = torch.tensor([[1] * 9, [1] * 5 + [0] * 4], device=DEVICE)
     ids = ids.masked_fill(mask == 0, 1 if family == "roberta" else 0)
     with torch.no_grad():
         assert torch.equal(again(input_ids=ids, attention_mask=mask).last_hidden_state,
