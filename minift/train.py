@@ -56,15 +56,20 @@ def prepare(a, tokenizer):
 
 
 def save(task, model, tokenizer, out: Path) -> None:
-    """Write the model folder atomically: every file goes to a temporary folder first, then is renamed in."""
+    """Write the model folder so that a crash at any moment leaves a loadable model, the old or the new one.
+
+    The files are written to OUT/.saving; renaming that folder to OUT/.saved is the commit point (one atomic
+    rename); its files are then moved into OUT one by one. A crash before the commit leaves OUT as it was (and
+    .saving is cleared by the next save); a crash between the moves leaves .saved, which `cli.finish_save`
+    moves in before anything reads the folder (every load does), so no one sees a mix of two saves."""
+    cli.finish_save(out)  # complete a save that an earlier crash cut short
     tmp = out / ".saving"
     shutil.rmtree(tmp, ignore_errors=True)
     task.save(model, tmp)
     tokenizer.save(tmp)
     (tmp / "minift.json").write_text(json.dumps(task.meta(), indent=2) + "\n", encoding="utf-8")
-    for f in tmp.iterdir():
-        f.replace(out / f.name)
-    tmp.rmdir()
+    tmp.rename(out / ".saved")
+    cli.finish_save(out)
 
 
 def train(a) -> dict:
