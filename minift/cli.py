@@ -47,8 +47,8 @@ def run(main, argv=None, prog: str = "minift") -> int:
             f"{e.filename}: {e.strerror}"
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # Ctrl-C; the loop's own says where it left a checkpoint
+        print(f"{prog}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
     return 0
 

@@ -1,5 +1,7 @@
-"""Faults on the tiny model: a save cut short never leaves a broken model folder or checkpoint."""
+"""Faults on the tiny model: Ctrl-C leaves an exact checkpoint, a save cut short never leaves a broken model
+folder or checkpoint, and running out of GPU memory is a user error that names the knobs."""
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -7,7 +9,8 @@ import torch
 from safetensors.torch import load_file, save
 
 from minift import checkpoint, cli, resume, train
-from tests.test_train_cli import files, run_train  # noqa: F401 (files is a fixture)
+from minift.tasks.sentence import SentenceTask
+from tests.test_train_cli import files, read_log, run_train  # noqa: F401 (files is a fixture)
 
 
 def argv(files, out, *extra):  # noqa: F811
@@ -15,10 +18,52 @@ def argv(files, out, *extra):  # noqa: F811
             "--batch-size", "8", "--lr", "1e-3", "--seed", "7", "--quiet", *extra]
 
 
+def on_loss_call(monkeypatch, k, action):
+    """Run `action()` at the k-th call of SentenceTask.loss (one per update at --accumulate 1), then go on."""
+    real, calls = SentenceTask.loss, {"n": 0}
+
+    def loss(self, model, batch):
+        calls["n"] += 1
+        if calls["n"] == k:
+            action()
+        return real(self, model, batch)
+    monkeypatch.setattr(SentenceTask, "loss", loss)
+
+
 def same_tensors(a, b, names=("model.safetensors", "optimizer.safetensors", "rng.safetensors")):
     for name in names:
         x, y = load_file(Path(a) / name), load_file(Path(b) / name)
         assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resuming_it_ends_bitwise_equal(files, tmp_path, monkeypatch, capsys):  # noqa: F811,E501
+    """SIGINT during update 3 (of 5 per epoch): the update finishes, step-3 is written, the command exits 130
+    saying how to resume; resuming ends with weights, AdamW moments and random state equal to a run that was
+    never interrupted (dropout is on)."""
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    common = ("--max-steps", "7", "--eval-every", "2", "--save-every", "7")
+    run_train(files, whole, *common)
+    on_loss_call(monkeypatch, 3, lambda: signal.raise_signal(signal.SIGINT))
+    assert cli.run(train.main, argv(files, parts, *common), prog="minift.train") == 130
+    err = capsys.readouterr().err
+    step3 = parts / "checkpoints" / "step-3"
+    assert f"--resume {step3}" in err and "Traceback" not in err
+    assert sorted(p.name for p in (parts / "checkpoints").iterdir()) == ["step-3"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    monkeypatch.undo()
+    run_train(files, parts, *common, "--resume", str(step3))
+    same_tensors(whole / "checkpoints" / "step-7", parts / "checkpoints" / "step-7")
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
+    assert strip(read_log(parts)) == strip(read_log(whole))
+
+
+def test_a_second_ctrl_c_quits_at_once(files, tmp_path, monkeypatch):  # noqa: F811
+    def twice():
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+    on_loss_call(monkeypatch, 2, twice)
+    assert cli.run(train.main, argv(files, tmp_path / "run", "--max-steps", "4"), prog="minift.train") == 130
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def cut_short(monkeypatch, module, after_calls=0):
@@ -110,3 +155,17 @@ def test_a_checkpoint_killed_midway_leaves_the_previous_ones(files, tmp_path, mo
               "--resume", str(out / "checkpoints" / "step-2"))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2", "step-3", "step-4"]
     same_tensors(whole / "checkpoints" / "step-4", out / "checkpoints" / "step-4")
+
+
+@pytest.mark.parametrize("where", ["loss", "evaluate"])
+def test_out_of_memory_names_the_knobs(files, tmp_path, monkeypatch, capsys, where):  # noqa: F811
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(SentenceTask, where, out_of_memory)
+    out = tmp_path / "run"
+    assert cli.run(train.main, argv(files, out, "--max-steps", "2", "--accumulate", "2"), prog="minift.train") == 2
+    err = capsys.readouterr().err
+    assert "ran out of memory (CUDA out of memory. Tried to allocate 2.00 GiB)" in err
+    assert "--batch-size (now 8)" in err and "--batch-size 4 --accumulate 4 for 16" in err
+    assert "--max-length (now 128)" in err and "--precision bf16 (now fp32)" in err
+    assert "Traceback" not in err and not (out / "model.safetensors").exists()
