@@ -57,6 +57,7 @@ def out_of_memory_advice(a):
         yield
     except torch.OutOfMemoryError as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else "out of memory"
+        first_line = ". ".join(first_line.split(". ")[:2])  # "CUDA out of memory. Tried to allocate 20.00 MiB"
         half, twice = max(a.batch_size // 2, 1), 2 * a.accumulate
         bf16 = f", or --precision bf16 (now {a.precision})" if a.precision == "fp32" else ""
         raise cli.UsageError(

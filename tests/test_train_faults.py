@@ -160,7 +160,8 @@ def test_a_checkpoint_killed_midway_leaves_the_previous_ones(files, tmp_path, mo
 @pytest.mark.parametrize("where", ["loss", "evaluate"])
 def test_out_of_memory_names_the_knobs(files, tmp_path, monkeypatch, capsys, where):  # noqa: F811
     def out_of_memory(*args, **kwargs):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+                                          "capacity of 139.80 GiB of which 139.19 GiB is free. (and more)")
     monkeypatch.setattr(SentenceTask, where, out_of_memory)
     out = tmp_path / "run"
     assert cli.run(train.main, argv(files, out, "--max-steps", "2", "--accumulate", "2"), prog="minift.train") == 2
