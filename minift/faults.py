@@ -25,16 +25,17 @@ from minift import cli
 
 
 class StopRequest:
-    """While active, SIGINT and SIGTERM set `requested` instead of killing the process; a second one raises
+    """While active and `armed` (the loop arms it around its updates), SIGINT and SIGTERM set `requested` instead
+    of killing the process; a second one, or one while disarmed (reading data, the final evaluation), raises
     KeyboardInterrupt at once. Outside the main thread (where Python cannot catch signals) it stays inert."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.requested, self.previous = False, {}
+        self.requested, self.armed, self.previous = False, False, {}
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.requested or not self.armed:
             raise KeyboardInterrupt
         self.requested = True
         print(f"\n{signal.Signals(signum).name}: stopping after this update to write a checkpoint "

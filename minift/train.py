@@ -174,7 +174,7 @@ def fit(a, stop_request) -> dict:
             resume.save(folder, model, opt, scaler, loop, a.keep_checkpoints)
         return folder
 
-    stop = False
+    stop, stop_request.armed = False, True  # from here on, Ctrl-C means: checkpoint after this update
     for epoch in range(first_epoch, epochs):
         if a.gradual_unfreeze:
             freeze.gradual_unfreeze(model, epoch, a.freeze)
@@ -228,7 +228,7 @@ def fit(a, stop_request) -> dict:
                 raise faults.diverged(a, bad_in_row, step, out)
             if a.eval_every and step % a.eval_every == 0:
                 stop = evaluate_and_keep_best(epoch + (i + len(group)) / len(batches), train_loss)
-            interrupted = stop_requested and step < total  # Ctrl-C: a checkpoint of this update, then exit 130
+            interrupted = stop_requested and step < total and not stop  # Ctrl-C: checkpoint, then exit 130
             if interrupted or (a.save_every and step % a.save_every == 0):  # after the evaluation: resuming skips it
                 folder = checkpoint(epoch, i + len(group))
             if interrupted:
@@ -241,6 +241,7 @@ def fit(a, stop_request) -> dict:
         if stop or step >= total:
             break
     bar.close()
+    stop_request.armed = False
     if not main:
         return {}
 

@@ -36,7 +36,7 @@ def same_tensors(a, b, names=("model.safetensors", "optimizer.safetensors", "rng
         assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
 
 
-def test_ctrl_c_writes_a_checkpoint_and_resuming_it_ends_bitwise_equal(files, tmp_path, monkeypatch, capsys):  # noqa: F811,E501
+def test_ctrl_c_checkpoints_and_resuming_it_ends_bitwise_equal(files, tmp_path, monkeypatch, capsys):  # noqa: F811
     """SIGINT during update 3 (of 5 per epoch): the update finishes, step-3 is written, the command exits 130
     saying how to resume; resuming ends with weights, AdamW moments and random state equal to a run that was
     never interrupted (dropout is on)."""
@@ -64,6 +64,15 @@ def test_a_second_ctrl_c_quits_at_once(files, tmp_path, monkeypatch):  # noqa: F
     on_loss_call(monkeypatch, 2, twice)
     assert cli.run(train.main, argv(files, tmp_path / "run", "--max-steps", "4"), prog="minift.train") == 130
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_ctrl_c_while_reading_the_data_quits_at_once(files, tmp_path, monkeypatch, capsys):  # noqa: F811
+    def read_then_ctrl_c(self, path, need_labels=True):
+        signal.raise_signal(signal.SIGINT)
+    monkeypatch.setattr(SentenceTask, "read", read_then_ctrl_c)
+    assert cli.run(train.main, argv(files, tmp_path / "run", "--max-steps", "4"), prog="minift.train") == 130
+    assert capsys.readouterr().err.strip().endswith("minift.train: interrupted")
+    assert not (tmp_path / "run").exists()
 
 
 def cut_short(monkeypatch, module, after_calls=0):
