@@ -22,6 +22,22 @@ def test_without_torchrun_everything_is_one_process():
     assert distributed.wrap(model, torch.device("cpu")) is model
 
 
+def test_shards_are_disjoint_and_cover_each_batch(monkeypatch):
+    """Process r of 3 takes rows r, r+3, ...; a batch of 2 rows leaves process 2 a zero-weighted stand-in."""
+    monkeypatch.setattr(distributed, "world_size", lambda: 3)
+
+    def shards(n):
+        batch = {"input_ids": torch.arange(2 * n).reshape(n, 2), "labels": torch.arange(n)}
+        out = []
+        for r in range(3):
+            monkeypatch.setattr(distributed, "rank", lambda r=r: r)
+            rows, weight = distributed.shard(batch)
+            out.append((rows["labels"].tolist(), weight))
+        return out
+    assert shards(7) == [([0, 3, 6], 1.0), ([1, 4], 1.0), ([2, 5], 1.0)]
+    assert shards(2) == [([0], 1.0), ([1], 1.0), ([0], 0.0)]
+
+
 def test_torchrun_two_processes_match_one_process(files, tmp_path):  # noqa: F811
     """36 training rows in global batches of 5, two per update: each process takes rows r, r+2, ... of a
     batch (3 and 2 rows), and of the epoch's last batch of 1 row process 1 gets none (it backpropagates a
