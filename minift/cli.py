@@ -47,8 +47,8 @@ def run(main, argv=None, prog: str = "minift") -> int:
             f"{e.filename}: {e.strerror}"
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # Ctrl-C; the loop's own says where it left a checkpoint
+        print(f"{prog}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
     return 0
 
@@ -75,6 +75,7 @@ def seed_everything(seed: int) -> None:
 def load_trained(folder: str | Path, device: torch.device):
     """A model folder written by `minift.train` -> (task, model on device, in eval mode)."""
     folder = Path(folder)
+    finish_save(folder)
     meta_file = folder / "minift.json"
     if not meta_file.is_file():
         raise CheckpointError(f"{folder}: no minift.json; give the folder written by `python -m minift.train "
@@ -83,6 +84,16 @@ def load_trained(folder: str | Path, device: torch.device):
     task = TASKS[meta["task"]].from_meta(meta, Tokenizer.from_pretrained(folder))
     model = task.build_model(Encoder.from_pretrained(folder)).to(device).eval()
     return task, model
+
+
+def finish_save(folder: Path) -> None:
+    """Move the files of a committed save (FOLDER/.saved, see train.save) into FOLDER; after a crash between
+    the moves, calling it again completes them."""
+    done = Path(folder) / ".saved"
+    if done.is_dir():
+        for f in sorted(done.iterdir()):
+            os.replace(f, Path(folder) / f.name)
+        done.rmdir()
 
 
 def write_json_atomic(path: Path, obj) -> None:

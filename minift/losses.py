@@ -27,6 +27,9 @@ form never overflows.  The mean is over all elements.
 
 MSE: mean((x - y)^2).  Shapes must match exactly: a (N, 1) prediction against a (N,)
 target would silently broadcast to (N, N) in torch, so here it is an error.
+
+Every loss is computed in fp32 (or fp64 for fp64 inputs): bf16 / fp16 inputs, as autocast hands them over,
+are cast up first, so mixed precision changes the forward pass, not the loss.
 """
 import torch
 
@@ -43,9 +46,12 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def _check_float(name: str, t: torch.Tensor) -> None:
+def _check_float(name: str, t: torch.Tensor) -> torch.Tensor:
+    """``t`` in at least fp32: autocast hands over bf16 / fp16 logits, whose log-probabilities and sums
+    would lose most of their digits (bf16 keeps 8 bits), so every loss is computed in fp32."""
     if not torch.is_floating_point(t):
         raise TypeError(f"{name} must be a floating point tensor, got {t.dtype}")
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -63,7 +69,7 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
     shape as ``logits`` holding class probabilities.  Returns a scalar, or (N, d1, ...) for
     ``reduction="none"`` (0 at ignored positions).
     """
-    _check_float("logits", logits)
+    logits = _check_float("logits", logits)
     if logits.dim() < 1:
         raise ValueError("logits must have a class dimension")
     if not 0.0 <= label_smoothing <= 1.0:
@@ -131,8 +137,8 @@ def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=Non
     ``pos_weight`` (broadcast over the last dimension) scales the positive term,
     ``weight`` rescales every element.  The mean is over all elements.
     """
-    _check_float("logits", logits)
-    _check_float("target", target)
+    logits = _check_float("logits", logits)
+    target = _check_float("target", target)
     if target.shape != logits.shape:
         raise ValueError(f"target shape {tuple(target.shape)} must equal logits shape {tuple(logits.shape)}")
     pos_term = _softplus(-logits)                                  # -log sigmoid(x)
@@ -147,8 +153,8 @@ def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=Non
 
 def mse(pred, target, reduction="mean"):
     """Mean squared error; ``pred`` and ``target`` must have identical shapes (no broadcasting)."""
-    _check_float("pred", pred)
-    _check_float("target", target)
+    pred = _check_float("pred", pred)
+    target = _check_float("target", target)
     if pred.shape != target.shape:
         raise ValueError(f"pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}; "
                          "squeeze a (N, 1) regression head to (N,) first")

@@ -5,7 +5,7 @@ Kalamkar et al., "A Study of BFLOAT16 for Deep Learning Training", 2019. PyTorch
 `torch.autocast` around forward + loss, and for fp16 a `torch.amp.GradScaler`:
 
     with torch.autocast(device.type, dtype=torch.bfloat16):   # matrix products in bf16, reductions in fp32
-        loss = task.loss(model, batch)
+        loss = task.loss(model, batch)                        # minift's losses cast 16-bit logits to fp32
     loss.backward()                                           # gradients land in the fp32 weights' .grad
 
     bf16   8 exponent bits like fp32: the same range, less precision. Needs no loss scaling.

@@ -8,8 +8,10 @@
     trainer_state.json       the rest: step, epoch and position in it, best score so far, AdamW's step counts
                              and parameter groups, the GradScaler's scale, Python's and NumPy's random states
 
-The folder is written under a temporary name and renamed into place, so a crash mid-write never leaves a
-half checkpoint; only the last `--keep-checkpoints` folders are kept. `--resume DIR` rebuilds the model and
+The folder is written under a temporary name (`.step-N.tmp`, trainer_state.json last) and renamed into place,
+so a crash mid-write never leaves a half checkpoint: the half-written temporary folder has no trainer_state.json
+(`--resume` refuses it), is not named step-N, and the next save deletes it. Only the last `--keep-checkpoints`
+folders are kept; Ctrl-C writes one too (minift/faults.py). `--resume DIR` rebuilds the model and
 optimizer as a fresh run would, then overwrites their state and every random generator from DIR and continues
 from the next micro-batch of the same epoch (the batch order is a function of seed and epoch, see batching.py).
 Safetensors and JSON only: no pickle, so loading a checkpoint runs no code.
@@ -33,7 +35,8 @@ STATE_FILE = "trainer_state.json"
 def save(folder: Path, model, opt, scaler, loop: dict, keep: int) -> None:
     """Write checkpoint `folder` (…/checkpoints/step-N) atomically, then delete all but the last `keep`."""
     tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    for junk in folder.parent.glob(".step-*.tmp"):  # what a crash mid-save left; never read as a checkpoint
+        shutil.rmtree(junk, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_model(model, str(tmp / "model.safetensors"))
     opt_state = opt.state_dict()

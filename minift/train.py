@@ -8,10 +8,13 @@ The loop, in the order it runs (Devlin et al., 2019, §4; Mosbach et al., 2021 f
     4. for each step: sum the loss over `--accumulate` micro-batches (forward + loss under `--precision`, see
        minift/precision.py), divide the gradient by the number of examples they hold (so N micro-batches equal
        one N-times larger batch), clip, update. An update whose loss or gradient norm is NaN or infinite is
-       skipped and counted (`skipped_steps`); `--max-bad-steps` of them in a row stop the run with advice
+       skipped and counted (`skipped_steps`); `--max-bad-steps` of them in a row stop the run with advice.
+       Under torchrun each process takes its shard of every batch and the count is summed over processes
+       (minift/distributed.py), so W processes compute what one does
     5. every `--eval-every` steps and at the end of each epoch: validation metrics, loss, learning rate,
        gradient norm and throughput to `metrics.jsonl`; the best model so far (by the task's main metric, and
-       only with finite weights) is written to `--out`; stop after `--patience` evaluations without improvement
+       only with finite weights) is written to `--out`; stop after `--patience` evaluations without improvement.
+       Every `--save-every` steps, and on Ctrl-C, a checkpoint to `--resume` from (minift/resume.py, faults.py)
     6. reload the best model; write its validation and test scores to `results.json`
 
 With no arguments it fine-tunes all-MiniLM-L6-v2 on the small sentiment dataset bundled with minift.
@@ -28,7 +31,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from minift import cli, freeze, optim, precision, resume
+from minift import cli, distributed, faults, freeze, optim, precision, resume
 from minift.train_flags import BUNDLED, DEFAULT_MODEL, check_args, parser  # noqa: F401 (re-exported)
 from minift.batching import balanced_class_weights
 from minift.data import stratified_split
@@ -56,23 +59,38 @@ def prepare(a, tokenizer):
 
 
 def save(task, model, tokenizer, out: Path) -> None:
-    """Write the model folder atomically: every file goes to a temporary folder first, then is renamed in."""
+    """Write the model folder so that a crash at any moment leaves a loadable model, the old or the new one.
+
+    The files are written to OUT/.saving; renaming that folder to OUT/.saved is the commit point (one atomic
+    rename); its files are then moved into OUT one by one. A crash before the commit leaves OUT as it was (and
+    .saving is cleared by the next save); a crash between the moves leaves .saved, which `cli.finish_save`
+    moves in before anything reads the folder (every load does), so no one sees a mix of two saves."""
+    cli.finish_save(out)  # complete a save that an earlier crash cut short
     tmp = out / ".saving"
     shutil.rmtree(tmp, ignore_errors=True)
     task.save(model, tmp)
     tokenizer.save(tmp)
     (tmp / "minift.json").write_text(json.dumps(task.meta(), indent=2) + "\n", encoding="utf-8")
-    for f in tmp.iterdir():
-        f.replace(out / f.name)
-    tmp.rmdir()
+    tmp.rename(out / ".saved")
+    cli.finish_save(out)
 
 
 def train(a) -> dict:
+    """Run `python -m minift.train` with parsed flags `a`; return the best model's results (rank 0 under torchrun).
+
+    Around the loop: the torchrun process group (if any), Ctrl-C as a request to checkpoint and stop, and
+    out-of-memory errors as advice (minift/distributed.py, minift/faults.py)."""
+    with distributed.process_group(), faults.StopRequest() as stop_request, faults.out_of_memory_advice(a):
+        return fit(a, stop_request)
+
+
+def fit(a, stop_request) -> dict:
+    """The run itself, steps 1 to 6 above; `stop_request.requested` turns true when Ctrl-C arrives."""
     check_args(a)
-    device = cli.pick_device(a.device)
+    device = distributed.local_device(cli.pick_device(a.device))
     precision.check(a.precision, device)
     cli.seed_everything(a.seed)
-    out = Path(a.out)
+    out, main = Path(a.out), distributed.is_main()  # only the main process (rank 0) logs and writes files
     tokenizer = Tokenizer.from_pretrained(a.model, a.revision)
     task, train_f, valid_f, test_f = prepare(a, tokenizer)
     model = task.build_model(Encoder.from_pretrained(a.model, a.revision)).to(device)
@@ -88,7 +106,8 @@ def train(a) -> dict:
         raise cli.UsageError(f"--freeze: {e}") from None
     if a.gradual_unfreeze:
         freeze.gradual_unfreeze(model, 0, a.freeze)
-    print(freeze.describe(model), file=sys.stderr)
+    if main:
+        print(freeze.describe(model), file=sys.stderr)
 
     micro_batches = math.ceil(len(train_f) / a.batch_size)
     steps_per_epoch = math.ceil(micro_batches / a.accumulate)
@@ -109,61 +128,81 @@ def train(a) -> dict:
         if step >= total:
             raise cli.UsageError(f"--resume {a.resume}: that checkpoint is at step {step}, already the run's last "
                                  f"({total}); raise --max-steps or --epochs to train further")
-        resume.forget_log_after(out / "metrics.jsonl", step)  # lines the interrupted run wrote after it
-    log = (out / "metrics.jsonl").open("a" if a.resume else "w", encoding="utf-8")
+        if main:
+            resume.forget_log_after(out / "metrics.jsonl", step)  # lines the interrupted run wrote after it
+    if main and not a.resume:
+        (out / "metrics.jsonl").write_text("", encoding="utf-8")  # one line per evaluation is appended below
     seen = {"examples": 0, "tokens": 0, "since": time.time()}  # for throughput since the last log line
-    bar = tqdm(total=total, initial=step, disable=a.quiet, desc="train", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, disable=a.quiet or not main, desc="train", dynamic_ncols=True)
 
     def throughput() -> tuple[float, float]:
         seconds = max(time.time() - seen["since"], 1e-9)
         return seen["examples"] / seconds, seen["tokens"] / seconds
 
     def evaluate_and_keep_best(epoch: float, train_loss: float) -> bool:
-        """Log validation metrics; save the model if it is the best so far; True when patience runs out."""
+        """Log validation metrics; save the model if it is the best so far; True when patience runs out.
+        Under torchrun rank 0 alone evaluates on every validation row; it tells the others whether to stop."""
         nonlocal best, best_step, evals_since_best
-        examples_per_s, tokens_per_s = throughput()
-        scores = task.evaluate(model, valid_f, device=device)
-        log.write(json.dumps({"step": step, "epoch": round(epoch, 4), "train_loss": train_loss,
-                              "grad_norm": grad_norm, "lr": opt.param_groups[0]["lr"],
-                              "examples_per_s": round(examples_per_s, 1), "tokens_per_s": round(tokens_per_s, 1),
-                              "skipped_steps": skipped, "elapsed_s": round(time.time() - start, 2),
-                              "valid": scores}) + "\n")
-        log.flush()
-        score = scores[task.main_metric]
-        finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())  # never save a NaN model
-        if finite and (best_step is None or score > best):
-            best, best_step, evals_since_best = score, step, 0
-            save(task, model, tokenizer, out)
-        else:
-            evals_since_best += 1
+        if main:
+            examples_per_s, tokens_per_s = throughput()
+            scores = task.evaluate(model, valid_f, device=device)
+            with (out / "metrics.jsonl").open("a", encoding="utf-8") as log:
+                log.write(json.dumps({"step": step, "epoch": round(epoch, 4), "train_loss": train_loss,
+                                      "grad_norm": grad_norm, "lr": opt.param_groups[0]["lr"],
+                                      "examples_per_s": round(examples_per_s, 1),
+                                      "tokens_per_s": round(tokens_per_s, 1), "skipped_steps": skipped,
+                                      "elapsed_s": round(time.time() - start, 2), "valid": scores}) + "\n")
+            score = scores[task.main_metric]
+            finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())  # never save a NaN model
+            if finite and (best_step is None or score > best):
+                best, best_step, evals_since_best = score, step, 0
+                save(task, model, tokenizer, out)
+            else:
+                evals_since_best += 1
         model.train()
         seen.update(examples=0, tokens=0, since=time.time())  # evaluation time is not training throughput
-        return bool(a.patience) and evals_since_best >= a.patience
+        patience_ran_out = main and bool(a.patience) and evals_since_best >= a.patience
+        return distributed.all_reduce_sum(patience_ran_out)[0] > 0
 
-    stop = False
+    def checkpoint(epoch: int, position: int) -> Path:
+        """Write OUT/checkpoints/step-N: the state after this update, `position` micro-batches into `epoch`."""
+        loop = {"step": step, "epoch": epoch, "position": position, "train_loss": train_loss, "best": best,
+                "best_step": best_step, "evals_since_best": evals_since_best, "skipped": skipped,
+                "bad_in_row": bad_in_row, "grad_norm": grad_norm}
+        folder = out / "checkpoints" / f"step-{step}"
+        if main:
+            resume.save(folder, model, opt, scaler, loop, a.keep_checkpoints)
+        return folder
+
+    stop, stop_request.armed = False, True  # from here on, Ctrl-C means: checkpoint after this update
     for epoch in range(first_epoch, epochs):
         if a.gradual_unfreeze:
             freeze.gradual_unfreeze(model, epoch, a.freeze)
+        ddp = distributed.wrap(model, device)  # after unfreezing: DDP syncs what requires a gradient when built
         model.train()
         batches = list(task.batches(train_f, a.batch_size, a.seed, epoch, shuffle=True, bucket=a.bucket,
                                     oversample=a.oversample))
         for i in range(position if epoch == first_epoch else 0, len(batches), a.accumulate):
             group = batches[i:i + a.accumulate]
             loss_sum, count = 0.0, 0.0
-            for batch in group:  # sum the loss of each micro-batch; normalise once for the whole update
-                batch = {k: v.to(device) for k, v in batch.items()}
-                with precision.autocast(a.precision, device):  # forward + loss in bf16 / fp16; weights stay fp32
-                    total_loss, n = task.loss(model, batch)
-                total_loss = total_loss.float()
-                (scaler.scale(total_loss) if scaler else total_loss).backward()
-                loss_sum, count = loss_sum + total_loss.item(), count + n
-                seen["examples"] += len(batch["input_ids"])
+            for j, batch in enumerate(group):  # sum the loss of each micro-batch; normalise once for the update
+                seen["examples"] += len(batch["input_ids"])  # the global batch: throughput of all processes
                 seen["tokens"] += int(batch["attention_mask"].sum())
+                rows, weight = distributed.shard(batch)  # this process's rows; weight 0 for a stand-in row
+                rows = {k: v.to(device) for k, v in rows.items()}
+                with distributed.sync_gradients(ddp, j == len(group) - 1):  # all-reduce after the last one
+                    with precision.autocast(a.precision, device):  # forward + loss in bf16 / fp16; fp32 weights
+                        total_loss, n = task.loss(ddp, rows)
+                    total_loss = total_loss.float() * weight
+                    (scaler.scale(total_loss) if scaler else total_loss).backward()
+                loss_sum, count = loss_sum + total_loss.item(), count + n * weight
+            # One all-reduce: the whole update's loss and count, and whether any process was asked to stop.
+            loss_sum, count, stop_requested = distributed.all_reduce_sum(loss_sum, count, stop_request.requested)
             if scaler:
                 scaler.unscale_(opt)  # divide the gradients by the loss scale before clipping
             for p in model.parameters():
                 if p.grad is not None:
-                    p.grad /= count
+                    p.grad /= count / distributed.world_size()  # DDP averaged over processes (see distributed.py)
             # The norm before clipping; max_norm inf multiplies by 1, so --max-grad-norm 0 still measures it.
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), a.max_grad_norm or math.inf))
             optim.set_lr(opt, schedule(step, total, warmup))
@@ -186,19 +225,15 @@ def train(a) -> dict:
                             skipped=skipped)
             if bad_in_row >= a.max_bad_steps:
                 bar.close()
-                log.close()
-                raise cli.TrainingDiverged(
-                    f"{bad_in_row} updates in a row (up to step {step}) had a NaN or infinite loss or gradient "
-                    f"norm, so training stopped; the best model so far is in {out}. Try a lower --lr (now {a.lr}), "
-                    f"gradient clipping (--max-grad-norm 1.0; now {a.max_grad_norm}), or --precision fp32 "
-                    f"(now {a.precision}); --max-bad-steps (now {a.max_bad_steps}) sets how many to tolerate")
+                raise faults.diverged(a, bad_in_row, step, out)
             if a.eval_every and step % a.eval_every == 0:
                 stop = evaluate_and_keep_best(epoch + (i + len(group)) / len(batches), train_loss)
-            if a.save_every and step % a.save_every == 0:  # after this step's evaluation, so resuming skips it
-                loop = {"step": step, "epoch": epoch, "position": i + len(group), "train_loss": train_loss,
-                        "best": best, "best_step": best_step, "evals_since_best": evals_since_best,
-                        "skipped": skipped, "bad_in_row": bad_in_row, "grad_norm": grad_norm}
-                resume.save(out / "checkpoints" / f"step-{step}", model, opt, scaler, loop, a.keep_checkpoints)
+            interrupted = stop_requested and step < total and not stop  # Ctrl-C: checkpoint, then exit 130
+            if interrupted or (a.save_every and step % a.save_every == 0):  # after the evaluation: resuming skips it
+                folder = checkpoint(epoch, i + len(group))
+            if interrupted:
+                bar.close()
+                raise KeyboardInterrupt(f"checkpoint written; continue with --resume {folder} (and the same flags)")
             if stop or step >= total:
                 break
         if not stop and not (a.eval_every and step % a.eval_every == 0):
@@ -206,7 +241,9 @@ def train(a) -> dict:
         if stop or step >= total:
             break
     bar.close()
-    log.close()
+    stop_request.armed = False
+    if not main:
+        return {}
 
     task, model = cli.load_trained(out, device)  # the best model, as saved
     results = {"valid": task.evaluate(model, valid_f, device=device), "best_step": best_step,

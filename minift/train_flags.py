@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pooling", choices=["pooler", "cls", "mean"], default="pooler")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-steps", type=int, help="stop after this many updates (overrides --epochs)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="examples per micro-batch, over all processes under torchrun")
     p.add_argument("--accumulate", type=int, default=1, help="micro-batches per update")
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--weight-decay", type=float, default=0.01)

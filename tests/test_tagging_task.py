@@ -247,6 +247,21 @@ def test_train_writes_a_token_classification_model(trained, tiny, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 8
 
 
+def test_accumulation_of_token_losses_equals_a_larger_batch(tiny, tmp_path):
+    """NER normalises by labelled tokens, which differ between micro-batches: two micro-batches of 4 windows per
+    update (the epoch's last one shorter) give the weights of batches of 8 only if the update divides by the
+    tokens of both. Dropout off."""
+    model = make_tiny_model(tmp_path / "nodrop", PEOPLE + PLACES + OTHER, dropout=0.0)
+    common = ["--task", "ner", "--train", tiny["train"], "--valid", tiny["valid"], "--model", str(model),
+              "--epochs", "1", "--lr", "1e-3", "--max-length", "10", "--quiet"]
+    train.main([*common, "--out", str(tmp_path / "big"), "--batch-size", "8"])
+    train.main([*common, "--out", str(tmp_path / "acc"), "--batch-size", "4", "--accumulate", "2"])
+    from safetensors.torch import load_file
+    big, acc = load_file(tmp_path / "big" / "model.safetensors"), load_file(tmp_path / "acc" / "model.safetensors")
+    for name in big:
+        torch.testing.assert_close(acc[name], big[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_saved_tagger_loads_in_transformers_with_same_logits(trained, tiny):
     transformers = pytest.importorskip("transformers")
     from minift.cli import load_trained

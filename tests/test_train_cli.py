@@ -149,10 +149,7 @@ def test_saved_classifier_loads_in_transformers_with_same_logits(files, tmp_path
 
 def test_accumulation_equals_a_larger_batch(files, tmp_path):
     """Two micro-batches of 4 per update give the same weights as batches of 8 (dropout off)."""
-    model = make_tiny_model(tmp_path / "nodrop", WORDS)
-    cfg = json.loads((model / "config.json").read_text())
-    cfg.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    (model / "config.json").write_text(json.dumps(cfg))
+    model = make_tiny_model(tmp_path / "nodrop", WORDS, dropout=0.0)
     common = ["--train", files["sentiment"], "--model", str(model), "--epochs", "1", "--lr", "1e-3", "--quiet"]
     train.main([*common, "--out", str(tmp_path / "big"), "--batch-size", "8"])
     train.main([*common, "--out", str(tmp_path / "acc"), "--batch-size", "4", "--accumulate", "2"])

@@ -11,9 +11,11 @@ from minift.encoder import Encoder
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def make_tiny_model(folder: Path, words=(), hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def make_tiny_model(folder: Path, words=(), hidden: int = 32, layers: int = 2, seed: int = 0,
+                    dropout: float = 0.1) -> Path:
     """Write vocab.txt (specials, letters, word pieces of letters, digits, punctuation, `words`), a
-    tokenizer_config.json and a seeded random 2-layer BERT of hidden size 32 to `folder`."""
+    tokenizer_config.json and a seeded random 2-layer BERT of hidden size 32 to `folder`; `dropout` 0 makes
+    runs that differ only in how a batch is split (accumulation, processes) compute the same thing."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     chars = string.ascii_lowercase + string.digits
@@ -23,7 +25,7 @@ def make_tiny_model(folder: Path, words=(), hidden: int = 32, layers: int = 2, s
     (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True, "model_max_length": 64}))
     torch.manual_seed(seed)
     cfg = EncoderConfig(vocab_size=len(vocab), hidden_size=hidden, num_layers=layers, num_heads=4,
-                        intermediate_size=2 * hidden, max_positions=64, type_vocab_size=2,
-                        raw={"model_type": "bert", "hidden_dropout_prob": 0.1})
+                        intermediate_size=2 * hidden, max_positions=64, type_vocab_size=2, hidden_dropout=dropout,
+                        attention_dropout=dropout, raw={"model_type": "bert", "hidden_dropout_prob": dropout})
     Encoder(cfg).save_pretrained(folder)
     return folder
