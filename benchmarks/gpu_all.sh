@@ -8,8 +8,9 @@
 # 2. Side by side on the same GPU (scores only: their wall times share the card): the other sentence tasks,
 #    WNUT-17 and SQuAD (each also with more epochs / another learning rate: the configuration to keep is the one
 #    with the best validation score), E2E generation, and a learning-rate sweep for both systems on SST-2 and STS-B.
-# Each command has a time limit (150 s each for the first two, SECONDS for the side-by-side ones, default 300) and writes its JSON and log to
-# RESULTS_DIR (default benchmarks/results/gpu); one that fails or runs out of time leaves the others' results.
+# Each command has a time limit (150 s each for the first two, SECONDS for the side-by-side ones, default 300) and
+# writes its JSON and log to RESULTS_DIR (default benchmarks/results/gpu); one that fails or runs out of time leaves
+# the others' results. E2E_ARGS adds flags to benchmarks/e2e.py.
 set -u
 R=${1:-benchmarks/results/gpu}
 LIMIT=${2:-300}
