@@ -102,19 +102,19 @@ def beam_search(model, sources: list, sep_id: int, pad_id: int, beams: int = 4, 
     dec = Decoder(model, [s for s in sources for _ in range(K)], pad_id, cache)  # row a·K + k: beam k of source a
     live = list(range(len(sources)))
     seqs = {b: [[] for _ in range(K)] for b in live}  # the tokens of each live beam
-    sums = torch.full((len(sources), K), float("-inf"))
+    sums = torch.full((len(sources), K), float("-inf"), device=dec.device)  # Σ log p of each live beam
     sums[:, 0] = 0.0  # at first all K beams are the same empty output: extend only one
     finished = {b: [] for b in live}  # (normalised score, tokens, Σ log p)
     steps = _steps(dec, max_new_tokens)
     for t in range(steps):
-        logp = dec.log_probs().cpu()  # (len(live)·K, V)
+        logp = dec.log_probs()  # (len(live)·K, V)
         V = logp.size(-1)
-        candidates = (sums[live][:, :, None] + logp.view(len(live), K, V)).view(len(live), K * V)
+        candidates = (sums[:, :, None] + logp.view(len(live), K, V)).view(len(live), K * V)
         top, where = candidates.topk(min(2 * K, K * V), dim=-1)  # (len(live), 2K): enough to keep K non-[SEP]
-        rows, tokens, still = [], [], []
-        for a, b in enumerate(live):
+        rows, tokens, still, kept_sums = [], [], [], []
+        for a, (b, scores, indices) in enumerate(zip(live, top.tolist(), where.tolist())):
             kept = []
-            for rank, (s, i) in enumerate(zip(top[a].tolist(), where[a].tolist())):
+            for rank, (s, i) in enumerate(zip(scores, indices)):
                 k, token = divmod(i, V)
                 if token == sep_id:
                     if rank < K and s > float("-inf"):
@@ -128,14 +128,14 @@ def beam_search(model, sources: list, sep_id: int, pad_id: int, beams: int = 4, 
             still.append(b)
             kept += [kept[-1]] * (K - len(kept))  # never needed with 2K candidates, but keeps K rows per source
             seqs[b] = [seqs[b][k] + [token] for _, k, token in kept]
-            sums[b] = torch.tensor([s for s, _, _ in kept])
+            kept_sums.append([s for s, _, _ in kept])
             rows += [a * K + k for _, k, _ in kept]
             tokens += [token for _, _, token in kept]
         if not still:
             break
         dec.keep(rows)
         dec.push(tokens)
-        live = still
+        live, sums = still, torch.tensor(kept_sums, device=dec.device)
     best = [max(finished[b], key=lambda h: h[0]) for b in range(len(sources))]
     return [(tokens, score) for _, tokens, score in best]
 
