@@ -84,8 +84,8 @@ def add_seq2seq_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beams", type=int, default=1, help="seq2seq: 1 for greedy decoding, K for beam search")
     g.add_argument("--length-penalty", type=float, default=1.0, help="seq2seq beam search: rank finished outputs "
                                                                      "by Σ log p / length^this")
-    g.add_argument("--max-eval-sources", type=int, default=200, help="seq2seq: decode at most this many distinct "
-                                                                    "validation sources per evaluation (0: all)")
+    g.add_argument("--max-eval-sources", type=int, default=200, help="seq2seq: during training, decode at most this "
+                                                                    "many distinct validation sources (0: all)")
 
 
 def check_args(a) -> None:
@@ -108,8 +108,8 @@ def check_args(a) -> None:
         raise cli.UsageError("--class-weights and --oversample apply to --task classification only")
     if a.task != "qa" and (a.articles or a.valid_articles):
         raise cli.UsageError("--articles and --valid-articles select SQuAD articles: they apply to --task qa only")
-    if a.max_target_length < 1 or a.beams < 1 or a.max_eval_sources < 0:
-        raise cli.UsageError("--max-target-length and --beams must be at least 1, --max-eval-sources >= 0")
+    if a.max_target_length < 2 or a.beams < 1 or a.max_eval_sources < 0:
+        raise cli.UsageError("--max-target-length must be at least 2, --beams at least 1, --max-eval-sources >= 0")
     if a.max_answer_length < 1:
         raise cli.UsageError(f"--max-answer-length {a.max_answer_length}: must be at least 1")
     if a.doc_stride is not None and not 0 <= a.doc_stride < a.max_length // 2:

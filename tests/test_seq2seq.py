@@ -132,13 +132,14 @@ def test_train_evaluate_predict_commands(tiny, tmp_path, capsys):
          "--target-col", "ref", "--model", tiny["model"], "--out", str(out), "--epochs", "2", "--batch-size", "8",
          "--lr", "1e-3", "--max-target-length", "8", "--max-eval-sources", "3", "--quiet"]))
     assert set(results["valid"]) == {"bleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "sources"}
-    assert results["valid"]["sources"] == 3
+    assert [row["valid"]["sources"] for row in map(json.loads, (out / "metrics.jsonl").open())] == [3, 3]
+    assert results["valid"]["sources"] == 5  # the saved model scores every source
     meta = json.loads((out / "minift.json").read_text())
     assert meta["task"] == "seq2seq" and meta["columns"] == {"text": "mr", "label": "ref"}
     assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
     capsys.readouterr()
     evaluate.main(["--model", str(out), "--data", tiny["train"]])
-    assert json.loads(capsys.readouterr().out)["sources"] == 3
+    assert json.loads(capsys.readouterr().out)["sources"] == 5
     predict.main(["--model", str(out), "--text", "alice went to paris", "--text", "bob met carol", "--beams", "2"])
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["text"] for r in rows] == ["alice went to paris", "bob met carol"]

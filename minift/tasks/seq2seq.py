@@ -23,8 +23,9 @@ Hugging Face `*ForMaskedLM` checkpoint plus minift.json.
 
 Metrics: corpus BLEU (sacrebleu semantics, 0-100; main metric) and ROUGE-1/2/L/Lsum F (0-100), against every
 reference of a source: rows with the same source text are one input with several references (E2E repeats each
-meaning representation once per reference). Evaluation decodes greedily (or `beams`), at most `max_eval_sources`
-distinct sources (0: all), to keep evaluation during training fast. Generated tokens are written back as text with
+meaning representation once per reference). Evaluation decodes greedily (or `beams`); during training at most
+`max_eval_sources` distinct validation sources (0: all), to keep it fast, while a saved model (results.json's final
+scores, `minift.evaluate`) scores every source. Generated tokens are written back as text with
 the case and spacing learned from the training targets (minift/surface.py).
 """
 from __future__ import annotations
@@ -162,13 +163,12 @@ class Seq2SeqTask:
     def meta(self) -> dict:
         return {"task": self.kind, "columns": self.columns, "max_length": self.max_length,
                 "max_target_length": self.max_target_length, "beams": self.beams,
-                "length_penalty": self.length_penalty, "max_eval_sources": self.max_eval_sources,
-                "has_header": self.has_header, "encoding": self.encoding, "surface": self.surface}
+                "length_penalty": self.length_penalty, "has_header": self.has_header, "encoding": self.encoding, "surface": self.surface}
 
     @classmethod
     def from_meta(cls, meta: dict, tokenizer) -> "Seq2SeqTask":
         return cls(meta["task"], tokenizer, meta["columns"], meta["max_length"], meta["max_target_length"],
-                   meta["beams"], meta["length_penalty"], meta["max_eval_sources"], meta.get("has_header", True),
+                   meta["beams"], meta["length_penalty"], 0, meta.get("has_header", True),
                    meta.get("encoding", "utf-8"), meta.get("surface"))
 
     def save(self, model: Seq2SeqLM, folder) -> None:
