@@ -170,3 +170,14 @@ def test_decoding_stops_at_the_models_last_position():
     long_source = [CLS] + [9] * 58 + [SEP]  # 60 of the 64 positions
     (tokens, _), = greedy(model, [long_source], SEP, PAD, max_new_tokens=50)
     assert len(tokens) <= 4
+
+
+def test_decoding_and_the_training_forward_run_under_bf16_autocast():
+    """--precision bf16 casts the -inf mask to bf16: no row is ever fully masked, so nothing turns NaN."""
+    model, sources = stopping_lm(), random_sources(6, seed=6)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for beams in (1, 3):
+            found = generate(model, sources, SEP, PAD, beams=beams, max_new_tokens=6)
+            assert all(torch.isfinite(torch.tensor(s)) for _, s in found)
+        hidden = model(*packed(sources, [[5, 6, 7]] * len(sources)))
+    assert torch.isfinite(hidden).all()
