@@ -59,8 +59,8 @@ class Seq2SeqTask:
     def __init__(self, kind: str, tokenizer, columns: dict, max_length: int = 128, max_target_length: int = 64,
                  beams: int = 1, length_penalty: float = 1.0, max_eval_sources: int = 0, has_header: bool = True,
                  encoding: str = "utf-8", surface: dict | None = None):
-        self.tokenizer, self.columns, self.max_length, self.max_target_length = tokenizer, columns, max_length, \
-            max_target_length
+        self.tokenizer, self.columns = tokenizer, columns
+        self.max_length, self.max_target_length = max_length, max_target_length
         self.beams, self.length_penalty, self.max_eval_sources = beams, length_penalty, max_eval_sources
         self.has_header, self.encoding, self.surface = has_header, encoding, surface
 
@@ -131,7 +131,8 @@ class Seq2SeqTask:
         return restore(ids, self.surface, self.tokenizer) if self.surface else self.tokenizer.decode(ids)
 
     def generate(self, model, sources: list, batch_size: int = 64, device="cpu", beams: int | None = None) -> list:
-        """Generated text for each source (token id lists), in order; sources of similar length are batched."""
+        """Generated text for each source (token id lists), in order; sources of similar length are batched.
+        Decoding runs where the model's weights are (`device` is there for the loop's common signature)."""
         model.eval()
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
         out = [None] * len(sources)
@@ -163,7 +164,8 @@ class Seq2SeqTask:
     def meta(self) -> dict:
         return {"task": self.kind, "columns": self.columns, "max_length": self.max_length,
                 "max_target_length": self.max_target_length, "beams": self.beams,
-                "length_penalty": self.length_penalty, "has_header": self.has_header, "encoding": self.encoding, "surface": self.surface}
+                "length_penalty": self.length_penalty, "has_header": self.has_header, "encoding": self.encoding,
+                "surface": self.surface}
 
     @classmethod
     def from_meta(cls, meta: dict, tokenizer) -> "Seq2SeqTask":
