@@ -20,6 +20,7 @@ from minift.data import DataError
 from minift.encoder import Encoder
 from minift.tasks.sentence import MAIN_METRIC, SentenceTask
 from minift.tasks.qa import QATask
+from minift.tasks.seq2seq import Seq2SeqTask
 from minift.tasks.tagging import TaggingTask
 from minift.tokenizer import Tokenizer
 
@@ -36,6 +37,7 @@ USER_ERRORS = (UsageError, TrainingDiverged, DataError, ConfigError, CheckpointE
                IsADirectoryError, UnicodeDecodeError)
 TASKS = {kind: SentenceTask for kind in MAIN_METRIC}  # task name -> the class that knows that task
 TASKS.update(ner=TaggingTask, qa=QATask)
+TASKS.update(seq2seq=Seq2SeqTask)
 
 
 def run(main, argv=None, prog: str = "minift") -> int:

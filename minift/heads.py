@@ -21,6 +21,13 @@ from minift.checkpoint import CheckpointError
 from minift.encoder import ACTIVATIONS, Encoder
 
 POOLINGS = ("pooler", "cls", "mean")
+# LMHead parameter -> its name in a Hugging Face masked-LM checkpoint, per family (the decoder weight is tied).
+LM_HEAD_NAMES = {
+    "bert": {"transform": "cls.predictions.transform.dense", "norm": "cls.predictions.transform.LayerNorm",
+             "bias": "cls.predictions.bias"},
+    "roberta": {"transform": "lm_head.dense", "norm": "lm_head.layer_norm", "bias": "lm_head.bias"},
+    "distilbert": {"transform": "vocab_transform", "norm": "vocab_layer_norm", "bias": "vocab_projector.bias"},
+}
 
 
 def load_saved(linear: nn.Linear, head_tensors: dict, name: str) -> None:
@@ -88,6 +95,28 @@ class LMHead(nn.Module):
         self.word = encoder.embeddings.word  # tied: the same tensor as the input embeddings
         nn.init.normal_(self.transform.weight, std=0.02)
         nn.init.zeros_(self.transform.bias)
+
+    def hf_tensors(self, family: str) -> dict[str, torch.Tensor]:
+        """The head's own tensors under their Hugging Face names (`cls.predictions.*` for BERT)."""
+        names = LM_HEAD_NAMES[family]
+        out = {names["bias"]: self.bias}
+        for part in ("transform", "norm"):
+            out.update({f"{names[part]}.{k}": t for k, t in getattr(self, part).state_dict().items()})
+        return out
+
+    def load_saved(self, head_tensors: dict, family: str) -> bool:
+        """Load the pretrained head when the checkpoint has every tensor of it (a BertForMaskedLM / BertForPreTraining
+        checkpoint, or a model minift saved); otherwise keep the fresh initialisation. True if loaded."""
+        mine = self.hf_tensors(family)
+        if not all(name in head_tensors for name in mine):
+            return False
+        for name, t in mine.items():
+            if tuple(head_tensors[name].shape) != tuple(t.shape):
+                raise CheckpointError(f"the checkpoint's {name} has shape {tuple(head_tensors[name].shape)}, the "
+                                      f"model needs {tuple(t.shape)}")
+            with torch.no_grad():
+                t.copy_(head_tensors[name])
+        return True
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (B, T, H) -> (B, T, V)
         return self.norm(self.act(self.transform(hidden))) @ self.word.weight.T + self.bias

@@ -5,7 +5,7 @@ labels predicted (probability > 0.5) and the probabilities, for regression the v
 `{"text": "a fine film", "label": "positive", "probabilities": {"negative": 0.03, "positive": 0.97}}`;
 for ner each word's tag and the entities with their characters, `{"entities": [{"text", "type", "start", "end"}]}`;
 for qa (`--question Q --context C`) the answer and its characters in the context, `{"answer", "start", "end",
-"score"}`.
+"score"}`; for seq2seq the generated text, `{"text": SOURCE, "generated": ...}` (`--beams K` for beam search).
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--text-pair-col", help="override the saved second text column")
     p.add_argument("--no-header", action="store_true", help="the file has no header row: columns by index")
     p.add_argument("--encoding", help="override the saved encoding")
+    p.add_argument("--beams", type=int, help="seq2seq: beam search with this many beams (1: greedy; default: saved)")
+    p.add_argument("--length-penalty", type=float, help="seq2seq: beam search length penalty (default: saved)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     return p
@@ -43,6 +45,9 @@ def main(argv=None) -> None:
     device = cli.pick_device(a.device)
     task, model = cli.load_trained(a.model, device)
     override_columns(task, a)
+    for name in ("beams", "length_penalty"):  # seq2seq decoding settings
+        if getattr(a, name) is not None:
+            setattr(task, name, getattr(a, name))
     paired = task.columns.get("text_pair") is not None
     if (a.question is not None) != (task.kind == "qa") and a.data is None:
         raise cli.UsageError("a qa model answers --question Q --context C" if task.kind == "qa" else

@@ -71,7 +71,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_seq2seq_flags(p)
     return p
+
+
+def add_seq2seq_flags(p: argparse.ArgumentParser) -> None:
+    """--task seq2seq: the columns, and how outputs are decoded (also `minift.predict`'s decoding flags)."""
+    g = p.add_argument_group("seq2seq")
+    g.add_argument("--source-col", default="source", help="seq2seq: the source text column")
+    g.add_argument("--target-col", default="target", help="seq2seq: the target text column")
+    g.add_argument("--max-target-length", type=int, default=64, help="seq2seq: target tokens, [SEP] included; "
+                                                                     "also the longest output decoded")
+    g.add_argument("--beams", type=int, default=1, help="seq2seq: 1 for greedy decoding, K for beam search")
+    g.add_argument("--length-penalty", type=float, default=1.0, help="seq2seq beam search: rank finished outputs "
+                                                                     "by Σ log p / length^this")
+    g.add_argument("--max-eval-sources", type=int, default=200, help="seq2seq: during training, decode at most this "
+                                                                    "many distinct validation sources (0: all)")
 
 
 def check_args(a) -> None:
@@ -94,6 +109,8 @@ def check_args(a) -> None:
         raise cli.UsageError("--class-weights and --oversample apply to --task classification only")
     if a.task != "qa" and (a.articles or a.valid_articles):
         raise cli.UsageError("--articles and --valid-articles select SQuAD articles: they apply to --task qa only")
+    if a.max_target_length < 2 or a.beams < 1 or a.max_eval_sources < 0:
+        raise cli.UsageError("--max-target-length must be at least 2, --beams at least 1, --max-eval-sources >= 0")
     if a.max_answer_length < 1:
         raise cli.UsageError(f"--max-answer-length {a.max_answer_length}: must be at least 1")
     if a.doc_stride is not None and not 0 <= a.doc_stride < a.max_length // 2:
