@@ -8,7 +8,7 @@
 # 2. Side by side on the same GPU (scores only: their wall times share the card): the other sentence tasks,
 #    WNUT-17 and SQuAD (each also with more epochs / another learning rate: the configuration to keep is the one
 #    with the best validation score), E2E generation, and a learning-rate sweep for both systems on SST-2 and STS-B.
-# Each command has a time limit (150 s each for the first two, SECONDS for the side-by-side ones, default 300) and
+# Each command has a time limit (120 s each for the first two, SECONDS for the side-by-side ones, default 300) and
 # writes its JSON and log to RESULTS_DIR (default benchmarks/results/gpu); one that fails or runs out of time leaves
 # the others' results. E2E_ARGS adds flags to benchmarks/e2e.py.
 set -u
@@ -19,8 +19,8 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}  # some CUDA images have no `python`
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$R/gpu.txt" 2>&1
 
-timeout 150 "$PY" benchmarks/gpu_check.py --out "$R/gpu_check.json" > "$R/gpu_check.log" 2>&1
-timeout 150 "$PY" benchmarks/sentence_tasks.py --datasets sst2 --systems minift,trainer \
+timeout 120 "$PY" benchmarks/gpu_check.py --out "$R/gpu_check.json" > "$R/gpu_check.log" 2>&1
+timeout 120 "$PY" benchmarks/sentence_tasks.py --datasets sst2 --systems minift,trainer \
     --out "$R/sentence_tasks.json" > "$R/sst2.log" 2>&1
 
 side() {  # side NAME COMMAND...: run in the background with the time limit, output to NAME.log
