@@ -86,10 +86,11 @@ def test_reference_attention_and_both_fast_paths_agree(pair, batch):
     ids, mask = batch[0].to(DEVICE), batch[1].to(DEVICE)
     real = mask.bool()
     with torch.no_grad():
-        packed = ours.use_reference_attention(False)(ids, mask)
+        ours.use_reference_attention(False).pack = True
+        packed = ours(ids, mask)
         ours.pack = False
         padded = ours(ids, mask)
-        ours.pack = True
+        ours.pack = None  # the default: by device
         slow = ours.use_reference_attention(True)(ids, mask)
     ours.use_reference_attention(False)
     assert (packed[real] - slow[real]).abs().max() <= 1e-5
