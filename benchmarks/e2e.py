@@ -15,7 +15,8 @@ the UniLM mask (`--task seq2seq`, minift/tasks/seq2seq.py) through minift's CLI 
 
 CPU smoke run (a couple of minutes): `--rows 64 --dev-rows 8 --epochs 1 --device cpu`. Options: `--threads`,
 `--max-target-length 64`, `--length-penalty 1.0`, `--decode-batch 128`, `--keep DIR` (keep the trained model),
-`--out benchmarks/results/e2e.json`. It prints a table (greedy vs beam 4: BLEU, ROUGE-1/2/L/Lsum, decode seconds)
+`--model` and `--data` (a checkpoint folder and a folder with the two CSVs, where ../shared is not beside the
+project), `--out benchmarks/results/e2e.json`. It prints a table (greedy vs beam 4: BLEU, ROUGE-1/2/L/Lsum, decode seconds)
 and the training wall time, and merges the run into the `--out` JSON, keyed by device and rows. The subsets are
 written to a temporary folder, never into the repository.
 """
@@ -102,21 +103,24 @@ def main(argv=None) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--keep", help="folder for the trained model (default: a temporary folder)")
+    p.add_argument("--model", default=MODEL, help="checkpoint folder or Hub id to start from")
+    p.add_argument("--data", default=str(E2E), help="folder holding trainset.csv and devset.csv")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "e2e.json"))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads or torch.get_num_threads())
-    if not (E2E / "trainset.csv").is_file():
-        sys.exit(f"no data at {E2E}: this benchmark reads ../shared/data/e2e (see its README.md)")
-    rows = read_rows(E2E / "trainset.csv")
+    data = Path(a.data)
+    if not (data / "trainset.csv").is_file():
+        sys.exit(f"no trainset.csv in {data}: this benchmark reads ../shared/data/e2e (see its README.md), or --data")
+    rows = read_rows(data / "trainset.csv")
     if a.rows:
         rows = random.Random(0).sample(rows, min(a.rows, len(rows)))
-    dev = by_mr(read_rows(E2E / "devset.csv"))
+    dev = by_mr(read_rows(data / "devset.csv"))
     if a.dev_rows:
         dev = dict(list(dev.items())[:a.dev_rows])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(a.keep or Path(tmp) / "run")
         argv = ["--task", "seq2seq", "--train", write_rows(Path(tmp) / "train.csv", rows), "--source-col", "mr",
-                "--target-col", "ref", "--valid-fraction", "0.02", "--max-eval-sources", "100", "--model", MODEL,
+                "--target-col", "ref", "--valid-fraction", "0.02", "--max-eval-sources", "100", "--model", a.model,
                 "--out", str(out), "--epochs", str(a.epochs), "--lr", str(a.lr), "--batch-size", str(a.batch_size),
                 "--max-length", "96", "--max-target-length", str(a.max_target_length), "--length-penalty",
                 str(a.length_penalty), "--precision", a.precision, "--seed", "42", "--quiet",

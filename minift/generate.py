@@ -143,6 +143,8 @@ def beam_search(model, sources: list, sep_id: int, pad_id: int, beams: int = 4, 
 def generate(model, sources: list, sep_id: int, pad_id: int, beams: int = 1, length_penalty: float = 1.0,
              max_new_tokens: int = 64, cache: bool = True) -> list:
     """Greedy for one beam, beam search for more: a list of (ids, Σ log p) per source."""
+    if not sources:
+        return []
     if beams <= 1:
         return greedy(model, sources, sep_id, pad_id, max_new_tokens, cache)
     return beam_search(model, sources, sep_id, pad_id, beams, length_penalty, max_new_tokens, cache)

@@ -165,6 +165,10 @@ def test_beam_search_finds_at_least_the_greedy_score_when_ranked_by_the_plain_su
         assert bs >= gs - 1e-5
 
 
+def test_nothing_to_decode():
+    assert generate(tiny_lm(), [], SEP, PAD, beams=3) == []
+
+
 def test_decoding_stops_at_the_models_last_position():
     model = tiny_lm(seed=8)
     long_source = [CLS] + [9] * 58 + [SEP]  # 60 of the 64 positions
