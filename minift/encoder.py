@@ -44,9 +44,12 @@ def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor
 
     (B, T) keep-mask of 1/0 (padding)           -> (B, 1, 1, T): every query sees the same keys
     (B, T, T) additive mask (0 or -inf / min)    -> (B, 1, T, T): each query row has its own keys (seq2seq)
+    (B, T, T) boolean mask, True = may attend    -> (B, 1, T, T), as torch's scaled_dot_product_attention reads it
     """
     if mask is None:
         return None
+    if mask.dim() == 3 and mask.dtype == torch.bool:  # added as 1.0 / 0.0 it would hide nothing
+        mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
     if mask.dim() == 2:
         blocked = mask[:, None, None, :] == 0  # (B, 1, 1, T)
         return torch.zeros(blocked.shape, dtype=dtype, device=mask.device).masked_fill(blocked,

@@ -138,6 +138,8 @@ def test_additive_mask_shapes_and_errors():
     assert m.shape == (1, 1, 1, 3) and m[0, 0, 0, 2] == torch.finfo(torch.float32).min and m[0, 0, 0, 0] == 0
     assert additive_mask(torch.zeros(2, 3, 3), torch.float32).shape == (2, 1, 3, 3)
     assert additive_mask(None, torch.float32) is None
+    keep = torch.tensor([[[True, False], [True, True]]])  # a boolean (B, T, T) mask: True = may attend
+    assert additive_mask(keep, torch.float32).tolist() == [[[[0.0, torch.finfo(torch.float32).min], [0.0, 0.0]]]]
     with pytest.raises(ValueError, match=r"\(B, T\) or \(B, T, T\)"):
         additive_mask(torch.zeros(3), torch.float32)
 
