@@ -58,11 +58,6 @@ def seq2seq_mask(source_lengths: torch.Tensor, lengths: torch.Tensor, width: int
     return allowed | (i == j)
 
 
-def blocked_to_additive(allowed: torch.Tensor) -> torch.Tensor:
-    """Boolean (B, T, S) -> the additive float mask the encoder takes: 0 where allowed, -inf where not."""
-    return torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed, float("-inf"))
-
-
 class Seq2SeqLM(nn.Module):
     """Encoder + LM head under the seq2seq mask. `forward` runs packed sequences (training, and decoding without a
     cache); `start` and `step` decode with a cache of keys and values."""
@@ -84,7 +79,7 @@ class Seq2SeqLM(nn.Module):
         real = attention_mask.bool()
         source_lengths = (real & (token_type_ids == 0)).sum(1)  # (B,)
         allowed = seq2seq_mask(source_lengths, real.sum(1), input_ids.size(1))  # (B, T, T)
-        return self.encoder(input_ids, blocked_to_additive(allowed), self.segments(token_type_ids))
+        return self.encoder(input_ids, allowed, self.segments(token_type_ids))  # boolean: True = may attend
 
     def prefix_logits(self, sources: list, prefixes: list, pad_id: int) -> torch.Tensor:
         """Without a cache: pack each source with its generated prefix, run everything, and return the logits at
@@ -98,7 +93,7 @@ class Seq2SeqLM(nn.Module):
 
     def _layers(self, x, allowed, past=None):
         """Run every block on new positions x (B, T, H) against the cached keys (`past`, one (k, v) per layer)."""
-        mask = additive_mask(blocked_to_additive(allowed), x.dtype)  # (B, 1, T, S)
+        mask = additive_mask(allowed, x.dtype)  # (B, 1, T, S)
         kv = []
         for i, layer in enumerate(self.encoder.layers):
             x, layer_kv = layer(x, mask, None if past is None else past[i])
