@@ -210,7 +210,8 @@ class Encoder(nn.Module):
         return self
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
-        """input_ids (B, T); attention_mask (B, T) of 1/0, or a (B, T, T) additive or boolean mask -> hidden states (B, T, H).
+        """input_ids (B, T); attention_mask (B, T) of 1/0, or a (B, T, T) additive or boolean mask
+        -> hidden states (B, T, H).
 
         Fast path with padding: every layer but attention works on each token alone, so those layers can run on
         the real tokens only, packed as (N, H) (see `self.pack`); padded positions of the output are then zeros.
