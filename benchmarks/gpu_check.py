@@ -35,21 +35,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 if (ROOT.parent / "shared" / "hf-cache").is_dir():
     os.environ.setdefault("HF_HUB_CACHE", str(ROOT.parent / "shared" / "hf-cache"))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from minift import train  # noqa: E402
 from minift.encoder import Encoder  # noqa: E402
 from minift.tokenizer import Tokenizer  # noqa: E402
+from sentence_tasks import read_sst2, split, write_tsv  # noqa: E402  (beside this script)
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-SST2 = ROOT.parent / "shared" / "data" / "sst2" / "train.tsv"
 PEAK_BF16 = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}  # dense bf16 FLOP/s of the SXM cards
-
-
-def sst2_rows() -> list[tuple[str, str]]:
-    lines = SST2.read_text(encoding="utf-8").splitlines()[1:]
-    return [tuple(line.rsplit("\t", 1)) for line in lines]
 
 
 def parity(device: torch.device, pytest: bool = True) -> dict:
@@ -70,7 +64,7 @@ def parity(device: torch.device, pytest: bool = True) -> dict:
     ours = Encoder.from_pretrained(MODEL).to(device).eval()
     hf = AutoModel.from_pretrained(MODEL, attn_implementation="sdpa").to(device).eval()
     tok = Tokenizer.from_pretrained(MODEL)
-    texts = [t for t, _ in sst2_rows()[:64]]
+    texts = [t for t, _, _ in read_sst2()[:64]]
     enc = tok(texts, max_length=128)
     ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
     types = enc["token_type_ids"].to(device)
@@ -122,15 +116,14 @@ def matmul_peak(n: int = 8192, repeats: int = 10) -> float:
 def finetune(rows: int, device: torch.device) -> dict:
     """bf16 fine-tuning through the CLI entry point on `rows` SST-2 rows (one epoch), scored on 872 other rows
     (fewer in a smoke run: a quarter of `rows`)."""
-    data, n_valid = sst2_rows(), min(872, max(rows // 4, 32))
-    order = np.random.default_rng(0).permutation(len(data))
+    n_valid = min(872, max(rows // 4, 32))
+    train_rows, valid_rows = split(read_sst2(), rows, n_valid, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name, part in (("train", order[:rows]), ("valid", order[rows:rows + n_valid])):
-            (tmp / f"{name}.tsv").write_text("sentence\tlabel\n" + "".join(
-                f"{data[i][0]}\t{data[i][1]}\n" for i in part), encoding="utf-8")
+        for name, part in (("train", train_rows), ("valid", valid_rows)):
+            write_tsv(tmp / f"{name}.tsv", part, pair=False)
         argv = ["--task", "classification", "--train", str(tmp / "train.tsv"), "--valid", str(tmp / "valid.tsv"),
-                "--text-col", "sentence", "--label-col", "label", "--model", MODEL, "--out", str(tmp / "run"),
+                "--text-col", "text", "--label-col", "label", "--model", MODEL, "--out", str(tmp / "run"),
                 "--epochs", "1", "--batch-size", "32", "--lr", "1e-4", "--max-length", "128", "--seed", "42",
                 "--precision", "bf16", "--device", str(device), "--quiet"]
         start = time.time()
@@ -140,7 +133,7 @@ def finetune(rows: int, device: torch.device) -> dict:
     model = Encoder.from_pretrained(MODEL)
     cfg = model.cfg
     n = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("embeddings"))
-    enc = Tokenizer.from_pretrained(MODEL)([data[i][0] for i in order[:rows]], max_length=128)
+    enc = Tokenizer.from_pretrained(MODEL)([t for t, _, _ in train_rows], max_length=128)
     T = float(enc["attention_mask"].sum(1).float().mean())  # tokens per sequence, specials included
     flops_per_token = 6 * n + 12 * cfg.num_layers * cfg.hidden_size * T
     tokens_per_s = log[-1]["tokens_per_s"]
