@@ -58,6 +58,21 @@ def prepare(a, tokenizer):
             task.featurize(test, str(a.test)))
 
 
+def check_length(a, cfg) -> None:
+    """Fit the longest sequence into the model's position embeddings: a default --max-length is lowered to fit,
+    one the user gave is an error (before any data is read), not a failure in the middle of training."""
+    positions = cfg.max_positions - (cfg.pad_token_id + 1 if cfg.model_type == "roberta" else 0)
+    extra = a.max_target_length + 1 if a.task == "seq2seq" else 0  # seq2seq: source, then target and its [SEP]
+    if a.max_length + extra <= positions:
+        return
+    if a.max_length_is_default and positions - extra >= 2:
+        a.max_length = positions - extra
+        return
+    what = f"--max-length {a.max_length}" + (f" + --max-target-length {a.max_target_length} + 1" if extra else "")
+    raise cli.UsageError(f"{what} tokens do not fit the {positions} positions of {a.model}: ask for at most "
+                         f"{positions} tokens in all")
+
+
 def save(task, model, tokenizer, out: Path) -> None:
     """Write the model folder so that a crash at any moment leaves a loadable model, the old or the new one.
 
@@ -92,8 +107,10 @@ def fit(a, stop_request) -> dict:
     cli.seed_everything(a.seed)
     out, main = Path(a.out), distributed.is_main()  # only the main process (rank 0) logs and writes files
     tokenizer = Tokenizer.from_pretrained(a.model, a.revision)
+    encoder = Encoder.from_pretrained(a.model, a.revision)
+    check_length(a, encoder.cfg)
     task, train_f, valid_f, test_f = prepare(a, tokenizer)
-    model = task.build_model(Encoder.from_pretrained(a.model, a.revision)).to(device)
+    model = task.build_model(encoder).to(device)
     if a.class_weights == "balanced":
         counts = [int(f["labels"]) for f in train_f]
         task.class_weights = balanced_class_weights(counts, len(task.labels)).float().to(device)

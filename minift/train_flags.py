@@ -44,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=0.1, help="warmup steps, or a fraction of all steps if < 1")
     p.add_argument("--schedule", choices=sorted(optim.SCHEDULES), default="linear")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="clip the gradient norm (0: no clipping)")
-    p.add_argument("--max-length", type=int, help="tokens per input (default: 384 for qa, else 128)")
+    p.add_argument("--max-length", type=int, help="tokens per input (default: 384 for qa, else 128, or fewer if the "
+                                                  "model has fewer positions)")
     p.add_argument("--doc-stride", type=int, help="tokens repeated between the windows of a long input (qa, ner; "
                                                   "default: 128 for qa, max-length // 4 for ner)")
     p.add_argument("--label-all-subtokens", action="store_true",
@@ -90,6 +91,7 @@ def add_seq2seq_flags(p: argparse.ArgumentParser) -> None:
 
 
 def check_args(a) -> None:
+    a.max_length_is_default = a.max_length is None  # a default may be lowered to fit the model (train.check_length)
     if a.max_length is None:
         a.max_length = 384 if a.task == "qa" else 128
     positive = {"--epochs": a.epochs, "--batch-size": a.batch_size, "--accumulate": a.accumulate,

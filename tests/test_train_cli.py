@@ -72,7 +72,7 @@ def test_classification_writes_every_file_and_pins_first_losses(files, tmp_path,
     assert saved["valid"] == pytest.approx(results["valid"], nan_ok=True)
     meta = json.loads((out / "minift.json").read_text())
     assert meta["task"] == "classification" and meta["labels"] == ["negative", "positive"]
-    assert meta["columns"]["text"] == "text" and meta["max_length"] == 128
+    assert meta["columns"]["text"] == "text" and meta["max_length"] == 64  # the default 128, lowered to the model's 64
     assert "validation accuracy" in capsys.readouterr().out
 
 
@@ -164,6 +164,7 @@ def test_accumulation_equals_a_larger_batch(files, tmp_path):
     (["--label-col", "lable"], "lable"),
     (["--train", "/no/such/file.csv"], "/no/such/file.csv"),
     (["--epochs", "0"], "--epochs 0"),
+    (["--max-length", "100"], "--max-length 100 tokens do not fit the 64 positions"),
     (["--device", "cuda:3"] if not torch.cuda.is_available() else ["--device", "nonsense"], "--device"),
 ])
 def test_bad_input_exits_2_with_one_message(files, tmp_path, extra, message):
@@ -174,6 +175,16 @@ def test_bad_input_exits_2_with_one_message(files, tmp_path, extra, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (out / "model.safetensors").exists()  # nothing half-written
+
+
+def test_default_max_length_is_lowered_to_the_models_positions(files, tmp_path):
+    """The tiny model has 64 positions; the default --max-length (128) becomes 64 and a long row is cut to it."""
+    long_rows = [(" ".join(["the film was good"] * 40), "positive"), (" ".join(["the plot was bad"] * 40), "negative")]
+    data = write_csv(tmp_path / "long.csv", ["text", "label"], long_rows * 4)
+    out = tmp_path / "run"
+    train.main(["--train", data, "--valid", data, "--model", files["model"], "--out", str(out), "--max-steps", "1",
+                "--quiet"])
+    assert json.loads((out / "minift.json").read_text())["max_length"] == 64
 
 
 def test_evaluate_on_a_folder_that_is_not_a_model(tmp_path):

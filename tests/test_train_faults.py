@@ -177,5 +177,5 @@ def test_out_of_memory_names_the_knobs(files, tmp_path, monkeypatch, capsys, whe
     err = capsys.readouterr().err
     assert "ran out of memory (CUDA out of memory. Tried to allocate 2.00 GiB)" in err
     assert "--batch-size (now 8)" in err and "--batch-size 4 --accumulate 4 for 16" in err
-    assert "--max-length (now 128)" in err and "--precision bf16 (now fp32)" in err
+    assert "--max-length (now 64)" in err and "--precision bf16 (now fp32)" in err
     assert "Traceback" not in err and not (out / "model.safetensors").exists()
