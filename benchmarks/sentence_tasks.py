@@ -125,13 +125,13 @@ def write_tsv(path: Path, rows, pair: bool, encoding="utf-8", header=True):
 
 
 # ---- minift ----
-def run_minift(name, cfg, files, lr, workdir: Path, device: str, freeze=None):
+def run_minift(name, cfg, files, lr, workdir: Path, device: str, freeze=None, seed=SEED):
     from minift.train import parser, train
 
     out = workdir / ("minift-" + (freeze or "full"))
     argv = ["--task", cfg["task"], "--train", str(files["train"]), "--valid", str(files["eval"]),
             "--model", MODEL, "--out", str(out), "--epochs", str(cfg["epochs"]), "--batch-size", str(BATCH),
-            "--lr", str(lr), "--max-length", str(MAX_LENGTH), "--seed", str(SEED), "--device", device, "--quiet"]
+            "--lr", str(lr), "--max-length", str(MAX_LENGTH), "--seed", str(seed), "--device", device, "--quiet"]
     if name == "goemotions":
         argv += ["--no-header", "--text-col", "0", "--label-col", "1", "--label-delimiter", ","]
     else:
@@ -178,7 +178,7 @@ def trainer_metrics(task, logits, y):
             "mse": float(mean_squared_error(y, pred))}
 
 
-def run_trainer(cfg, train_rows, eval_rows, lr, workdir: Path, device: str):
+def run_trainer(cfg, train_rows, eval_rows, lr, workdir: Path, device: str, seed=SEED):
     import transformers
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
                               Trainer, TrainingArguments)
@@ -213,13 +213,13 @@ def run_trainer(cfg, train_rows, eval_rows, lr, workdir: Path, device: str):
         return [{**{k: enc[k][i] for k in enc}, "labels": encode(r[2])} for i, r in enumerate(rows)]
 
     train_f, eval_f = features(train_rows), features(eval_rows)
-    transformers.set_seed(SEED)
+    transformers.set_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(MODEL, cache_dir=cache, local_files_only=True,
                                                                num_labels=num_labels, problem_type=problem)
     args = TrainingArguments(output_dir=str(workdir / "trainer"), per_device_train_batch_size=BATCH,
                              per_device_eval_batch_size=64, num_train_epochs=cfg["epochs"], learning_rate=lr,
                              warmup_steps=0.1, weight_decay=0.01, lr_scheduler_type="linear", eval_strategy="no",
-                             save_strategy="no", report_to=[], seed=SEED, use_cpu=device == "cpu", logging_steps=50,
+                             save_strategy="no", report_to=[], seed=seed, use_cpu=device == "cpu", logging_steps=50,
                              disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=train_f, data_collator=DataCollatorWithPadding(tok),
                       processing_class=tok)
@@ -257,10 +257,17 @@ def fmt(metrics: dict) -> str:
 
 
 def print_table(runs: dict):
-    print(f"\n{'dataset':<11} {'train/eval':<12} {'system':<15} {'lr':<8} {'metrics':<58} {'wall s':>8}")
+    print(f"\n{'dataset':<11} {'train/eval':<12} {'system':<15} {'lr':<8} {'seed':>5} {'metrics':<58} {'wall s':>8}")
     for key, r in runs.items():
         print(f"{r['dataset']:<11} {r['n_train']}/{r['n_eval']:<6} {r['system']:<15} {r['lr']:<8.0e} "
-              f"{fmt(r['metrics']):<58} {r['wall_s']:>8.1f}")
+              f"{r.get('seed', SEED):>5} {fmt(r['metrics']):<58} {r['wall_s']:>8.1f}")
+    groups = {}  # (dataset, system, lr) -> main-metric values over seeds
+    for r in runs.values():
+        groups.setdefault((r["dataset"], r["system"], r["lr"]), []).append(r["metrics"][r["main_metric"]])
+    for (dataset, system, lr), v in groups.items():
+        if len(v) > 1:  # standard error of the mean: sample std / sqrt(n)
+            print(f"mean over {len(v)} seeds: {dataset} {system} lr {lr:g}: {np.mean(v):.4f} "
+                  f"+- {np.std(v, ddof=1) / np.sqrt(len(v)):.4f}")
     sys.stdout.flush()
 
 
@@ -285,6 +292,9 @@ def main(argv=None):
     p.add_argument("--lr-minift", default="", help="per dataset, e.g. sst2=1e-4,trec=5e-5 (defaults: DATASETS)")
     p.add_argument("--lr-trainer", default="", help="per dataset, as --lr-minift")
     p.add_argument("--lr-probe", type=float, help="learning rate of the SST-2 linear probe (minift --freeze encoder)")
+    p.add_argument("--seeds", default=str(SEED), help="training seeds, e.g. 42,1,2: each system runs once per seed "
+                   "on the same rows (the row split always uses seed 42); runs other than seed 42 are stored under "
+                   "'NAME/SYSTEM/seedN' and the table adds each system's mean over seeds")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (1 is faster on a busy 2-core machine)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda, "
                    "for both systems (default: cuda when available)")
@@ -306,7 +316,8 @@ def main(argv=None):
     else:
         rows = {k: tuple(int(x) for x in v.split("/")) for k, v in per_dataset(a.rows).items()}
     out = Path(a.out)
-    setup = {"model": MODEL, "batch_size": BATCH, "max_length": MAX_LENGTH, "seed": SEED,
+    seeds = [int(x) for x in a.seeds.split(",") if x.strip()]
+    setup = {"model": MODEL, "batch_size": BATCH, "max_length": MAX_LENGTH, "split_seed": SEED,
              "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
              "transformers": __import__("transformers").__version__, "cpus": os.cpu_count(),
              "device": a.device if a.device == "cpu" else torch.cuda.get_device_name()}
@@ -330,21 +341,23 @@ def main(argv=None):
                     ("trainer", lrs["trainer"].get(name, cfg["lr_trainer"]), None)]
             if name == "sst2":
                 plan.append(("probe", a.lr_probe or cfg["lr_probe"], "encoder"))
-            for system, lr, freeze in plan:
-                if system not in systems:
-                    continue
-                label = {"minift": "minift", "trainer": "hf-trainer", "probe": "minift-frozen"}[system]
-                print(f"== {name}: {label}, lr {lr:g}, {cfg['epochs']} epoch(s), {len(train_rows)} train / "
-                      f"{len(eval_rows)} held out", flush=True)
-                if system == "trainer":
-                    r = run_trainer(cfg, train_rows, eval_rows, lr, tmp, a.device)
-                else:
-                    r = run_minift(name, cfg, files, lr, tmp, a.device, freeze)
-                r.update(dataset=name, system=label, lr=lr, epochs=cfg["epochs"], n_train=len(train_rows),
-                         n_eval=len(eval_rows), main_metric=cfg["metric"], threads=torch.get_num_threads(),
-                         finished=time.strftime("%Y-%m-%d %H:%M"))
-                print(f"   {fmt(r['metrics'])}  wall {r['wall_s']} s", flush=True)
-                record = save_run(out, f"{name}/{label}", r, setup)
+            for seed in seeds:
+                for system, lr, freeze in plan:
+                    if system not in systems:
+                        continue
+                    label = {"minift": "minift", "trainer": "hf-trainer", "probe": "minift-frozen"}[system]
+                    print(f"== {name}: {label}, lr {lr:g}, seed {seed}, {cfg['epochs']} epoch(s), "
+                          f"{len(train_rows)} train / {len(eval_rows)} held out", flush=True)
+                    if system == "trainer":
+                        r = run_trainer(cfg, train_rows, eval_rows, lr, tmp, a.device, seed)
+                    else:
+                        r = run_minift(name, cfg, files, lr, tmp, a.device, freeze, seed)
+                    r.update(dataset=name, system=label, lr=lr, seed=seed, epochs=cfg["epochs"],
+                             n_train=len(train_rows), n_eval=len(eval_rows), main_metric=cfg["metric"],
+                             threads=torch.get_num_threads(), finished=time.strftime("%Y-%m-%d %H:%M"))
+                    print(f"   {fmt(r['metrics'])}  wall {r['wall_s']} s", flush=True)
+                    key = f"{name}/{label}" + ("" if seed == SEED else f"/seed{seed}")
+                    record = save_run(out, key, r, setup)
     print_table(record["runs"])
 
 
