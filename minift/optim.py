@@ -41,9 +41,16 @@ class AdamW(torch.optim.Optimizer):
 
     The state of each parameter is {"step": t (an int), "exp_avg": m, "exp_avg_sq": v}; it travels
     through `state_dict()` / `load_state_dict()` (inherited from torch.optim.Optimizer) to resume.
+
+    Two paths compute these same lines in the same order. The reference path (`_update`) runs them for one
+    parameter at a time, as written above. The fast path (`_update_foreach`) runs each line once for a whole list
+    of parameters with torch's `_foreach_*` kernels (what `torch.optim.AdamW(foreach=True)` uses): a GPU then
+    launches about 8 kernels per step instead of 8 per parameter (800 for a 6-layer encoder), which is most of
+    a small model's step time. `foreach=None` takes the fast path when the parameters are on a GPU, like torch;
+    tests/test_optim.py checks that both paths give the same result.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, foreach=None):
         if lr < 0.0:
             raise ValueError(f"learning rate must be >= 0, got {lr}")
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
@@ -51,6 +58,7 @@ class AdamW(torch.optim.Optimizer):
         if eps <= 0.0 or weight_decay < 0.0:
             raise ValueError(f"need eps > 0 and weight_decay >= 0, got eps={eps}, weight_decay={weight_decay}")
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        self.foreach = foreach
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -60,29 +68,53 @@ class AdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
                 if p.grad.is_sparse:
                     raise RuntimeError("AdamW does not support sparse gradients")
-                g = p.grad
                 state = self.state[p]
                 if not state:  # first step: moments start at zero
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-
-                p.mul_(1.0 - lr * wd)
-                m.mul_(beta1).add_(g, alpha=1.0 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-                m_hat = m / (1.0 - beta1**t)
-                v_hat = v / (1.0 - beta2**t)
-                p.addcdiv_(m_hat, v_hat.sqrt_().add_(eps), value=-lr)
+            foreach = self.foreach if self.foreach is not None else all(p.is_cuda for p in params)
+            if foreach and params:
+                self._update_foreach(group, params)
+            else:
+                for p in params:
+                    self._update(group, p)
         return loss
+
+    def _update(self, group, p):
+        """The reference path: the update of one parameter, line by line as in the class docstring."""
+        lr, wd, eps, (beta1, beta2) = group["lr"], group["weight_decay"], group["eps"], group["betas"]
+        g, state = p.grad, self.state[p]
+        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        p.mul_(1.0 - lr * wd)
+        m.mul_(beta1).add_(g, alpha=1.0 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+        m_hat = m / (1.0 - beta1**t)
+        v_hat = v / (1.0 - beta2**t)
+        p.addcdiv_(m_hat, v_hat.sqrt_().add_(eps), value=-lr)
+
+    def _update_foreach(self, group, params):
+        """The fast path: the same lines, each one kernel over the list of parameters (t may differ per parameter,
+        e.g. after gradual unfreezing, so the bias corrections are a list of numbers)."""
+        lr, wd, eps, (beta1, beta2) = group["lr"], group["weight_decay"], group["eps"], group["betas"]
+        grads = [p.grad for p in params]
+        states = [self.state[p] for p in params]
+        m, v = [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]
+        torch._foreach_mul_(params, 1.0 - lr * wd)
+        torch._foreach_mul_(m, beta1)
+        torch._foreach_add_(m, grads, alpha=1.0 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
+        m_hat = torch._foreach_div(m, [1.0 - beta1 ** s["step"] for s in states])
+        v_hat = torch._foreach_div(v, [1.0 - beta2 ** s["step"] for s in states])
+        torch._foreach_sqrt_(v_hat)
+        torch._foreach_add_(v_hat, eps)
+        torch._foreach_addcdiv_(params, m_hat, v_hat, value=-lr)
 
 
 # ----------------------------------------------------------------------------------------------

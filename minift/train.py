@@ -217,9 +217,9 @@ def fit(a, stop_request) -> dict:
             loss_sum, count, stop_requested = distributed.all_reduce_sum(loss_sum, count, stop_request.requested)
             if scaler:
                 scaler.unscale_(opt)  # divide the gradients by the loss scale before clipping
-            for p in model.parameters():
-                if p.grad is not None:
-                    p.grad /= count / distributed.world_size()  # DDP averaged over processes (see distributed.py)
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            if grads:  # g /= count for each, in one kernel (as in optim.AdamW); DDP averaged over processes, hence
+                torch._foreach_div_(grads, count / distributed.world_size())  # the world size (distributed.py)
             # The norm before clipping; max_norm inf multiplies by 1, so --max-grad-norm 0 still measures it.
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), a.max_grad_norm or math.inf))
             optim.set_lr(opt, schedule(step, total, warmup))
