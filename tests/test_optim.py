@@ -40,6 +40,23 @@ def set_grads(params, seed, step):
         p.grad = None if (i == 3 and step % 3 == 0) else torch.randn(p.shape, generator=g, dtype=p.dtype)
 
 
+def step_side_by_side(opt, ours, other, theirs, same, steps=12):
+    """Give both parameter lists the same gradients and step both optimizers `steps` times; after every step
+    `same(a, b)` checks each pair of parameters, and at the end each pair of moments and step counts."""
+    for step in range(steps):
+        set_grads(ours, 0, step)
+        set_grads(theirs, 0, step)
+        opt.step()
+        other.step()
+        for p, q in zip(ours, theirs):
+            same(p, q)
+    for p, q in zip(ours, theirs):
+        s, r = opt.state[p], other.state[q]
+        assert s["step"] == int(r["step"])
+        same(s["exp_avg"], r["exp_avg"])
+        same(s["exp_avg_sq"], r["exp_avg_sq"])
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 @pytest.mark.parametrize("foreach", [False, True])
@@ -49,19 +66,12 @@ def test_adamw_matches_torch_step_by_step(dtype, weight_decay, foreach):
     opt = AdamW(grouped(ours, weight_decay), lr=5e-3, weight_decay=weight_decay, foreach=foreach)
     ref_opt = torch.optim.AdamW(grouped(ref, weight_decay), lr=5e-3, weight_decay=weight_decay, foreach=foreach)
     start = [p.detach().clone() for p in ours]
-    for step in range(12):
-        set_grads(ours, 0, step)
-        set_grads(ref, 0, step)
-        opt.step()
-        ref_opt.step()
-        for p, q in zip(ours, ref):
-            torch.testing.assert_close(p, q, **TOL[dtype])
+    step_side_by_side(opt, ours, ref_opt, ref, lambda a, b: torch.testing.assert_close(a, b, **TOL[dtype]))
     assert all(not torch.equal(p, s) for p, s in zip(ours, start))  # the parameters did move
-    for p, q in zip(ours, ref):
-        s, r = opt.state[p], ref_opt.state[q]
-        assert s["step"] == int(r["step"])
-        torch.testing.assert_close(s["exp_avg"], r["exp_avg"], **TOL[dtype])
-        torch.testing.assert_close(s["exp_avg_sq"], r["exp_avg_sq"], **TOL[dtype])
+
+
+def assert_equal(a, b):
+    assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -71,16 +81,7 @@ def test_adamw_foreach_path_equals_the_reference_path(dtype):
     ours, fast = make_params(dtype), make_params(dtype)
     opt = AdamW(grouped(ours, 0.1), lr=5e-3, weight_decay=0.1, foreach=False)
     fast_opt = AdamW(grouped(fast, 0.1), lr=5e-3, weight_decay=0.1, foreach=True)
-    for step in range(12):
-        set_grads(ours, 0, step)
-        set_grads(fast, 0, step)
-        opt.step()
-        fast_opt.step()
-    for p, q in zip(ours, fast):
-        assert torch.equal(p, q)
-        for key in ("exp_avg", "exp_avg_sq"):
-            assert torch.equal(opt.state[p][key], fast_opt.state[q][key])
-        assert opt.state[p]["step"] == fast_opt.state[q]["step"]
+    step_side_by_side(opt, ours, fast_opt, fast, assert_equal)
     assert fast_opt.state[fast[3]]["step"] < fast_opt.state[fast[0]]["step"]  # the uneven case was exercised
 
 
