@@ -12,7 +12,7 @@ sklearn / scipy from its logits. Wall time covers loading the model, tokenizing,
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/sentence_tasks.py \
         [--datasets sst2,trec,stsb,goemotions] [--systems minift,trainer,probe] [--rows 200 | --rows stsb=2000/749]
         [--epochs 1 | --epochs trec=2] [--lr-minift sst2=1e-4] [--lr-trainer sst2=1e-4] [--lr-probe 2e-3]
-        [--threads 1] [--device cuda] [--out benchmarks/results/sentence_tasks.json]
+        [--seeds 42,1,2] [--threads 1] [--device cuda] [--out benchmarks/results/sentence_tasks.json]
 
 Datasets (default splits and epochs; `--rows N` caps training rows at N and held-out rows at max(N // 4, 50)):
     sst2        SST-2 sentiment, 20,000 train / 2,000 held out, 1 epoch, accuracy; plus a minift linear probe
