@@ -69,6 +69,12 @@ class EncoderConfig:
     raw: dict = field(default_factory=dict, repr=False)  # the original config.json, written back on save
 
     @property
+    def max_tokens(self) -> int:
+        """The longest sequence the position embeddings cover: max_positions, less RoBERTa's offset (its positions
+        count from pad_token_id + 1, see encoder.Embeddings.positions)."""
+        return self.max_positions - (self.pad_token_id + 1 if self.model_type == "roberta" else 0)
+
+    @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
 

@@ -46,8 +46,8 @@ class AdamW(torch.optim.Optimizer):
     parameter at a time, as written above. The fast path (`_update_foreach`) runs each line once for a whole list
     of parameters with torch's `_foreach_*` kernels (what `torch.optim.AdamW(foreach=True)` uses): a GPU then
     launches about 8 kernels per step instead of 8 per parameter (800 for a 6-layer encoder), and each launch
-    costs time whatever the tensor's size. `foreach=None` takes the fast path when the parameters are on a GPU, like torch;
-    tests/test_optim.py checks that both paths give the same result.
+    costs time whatever the tensor's size. `foreach=None` takes the fast path when the parameters are on a GPU,
+    like torch; tests/test_optim.py checks that both paths give the same result.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, foreach=None):

@@ -61,7 +61,7 @@ def prepare(a, tokenizer):
 def check_length(a, cfg) -> None:
     """Fit the longest sequence into the model's position embeddings: a default --max-length is lowered to fit,
     one the user gave is an error (before any data is read), not a failure in the middle of training."""
-    positions = cfg.max_positions - (cfg.pad_token_id + 1 if cfg.model_type == "roberta" else 0)
+    positions = cfg.max_tokens
     extra = a.max_target_length + 1 if a.task == "seq2seq" else 0  # seq2seq: source, then target and its [SEP]
     if a.max_length + extra <= positions:
         return

@@ -186,3 +186,15 @@ def test_roundtrip_save_pretrained_loads_in_transformers(pair, tmp_path):
     with torch.no_grad():
         assert torch.equal(again(input_ids=ids, attention_mask=mask).last_hidden_state,
                            hf(input_ids=ids, attention_mask=mask).last_hidden_state)
+
+
+def test_max_tokens_is_the_longest_sequence_the_encoder_takes(pair):
+    """cfg.max_tokens tokens go through (RoBERTa: max_positions - pad_id - 1, its positions start after pad);
+    one more token is an error that says to truncate."""
+    family, _, ours = pair
+    n = ours.cfg.max_tokens
+    assert n == (MAXPOS - 2 if family == "roberta" else MAXPOS)
+    ids = torch.full((1, n), 5, device=DEVICE)
+    assert ours(ids).shape == (1, n, 32)
+    with pytest.raises(ValueError, match="truncate"):
+        ours(torch.full((1, n + 1), 5, device=DEVICE))
