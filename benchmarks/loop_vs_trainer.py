@@ -40,15 +40,14 @@ LOSS_TOL, LOGIT_TOL, WEIGHT_TOL = 1e-4, 1e-3, 1e-4
 
 
 def read_rows(n: int) -> list[tuple[str, str]]:
-    """The first n (sentence, label) rows of SST-2's training file, or of minift's bundled sentiment file."""
-    sst2 = SHARED / "data" / "sst2" / "train.tsv"
-    path = sst2 if sst2.is_file() else ROOT / "minift" / "bundled" / "sentiment.csv"
-    with open(path, encoding="utf-8", newline="") as f:
-        if path.suffix == ".tsv":
-            rows = [(r["sentence"], r["label"]) for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
-        else:
-            rows = [(r["text"], r["label"]) for r in csv.DictReader(f)]
-    return rows[:n]
+    """The first n (sentence, label) rows of SST-2's training file (read as sentence_tasks.py reads it), or of
+    minift's bundled sentiment file when ../shared is absent."""
+    if (SHARED / "data" / "sst2" / "train.tsv").is_file():
+        from sentence_tasks import read_sst2  # this folder's SST-2 reader
+
+        return [(text, label) for text, _, label in read_sst2()[:n]]
+    with open(ROOT / "minift" / "bundled" / "sentiment.csv", encoding="utf-8", newline="") as f:
+        return [(r["text"], r["label"]) for r in csv.DictReader(f)][:n]
 
 
 def start_folder(model: str, num_labels: int, folder: Path) -> Path:

@@ -3,6 +3,7 @@
 Slow, and needs the `bench` extra (accelerate, which Trainer requires): `pip install -e ".[test,bench]"`, then
 `python -m pytest -m slow tests/test_loop_vs_trainer.py`.
 """
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ MINILM = ROOT.parent / "shared" / "hf-cache" / "models--sentence-transformers--a
 
 
 def report(model: str, lr: float):
-    a = loop_vs_trainer.argparse.Namespace(model=model, steps=4, rows=16, lr=lr, warmup=1)
+    a = argparse.Namespace(model=model, steps=4, rows=16, lr=lr, warmup=1)
     return loop_vs_trainer.compare(a)
 
 
