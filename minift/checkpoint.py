@@ -22,6 +22,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from minift import atomic
+
 # Files a checkpoint needs; everything else in a Hub repository (ONNX, TF, pickles) is left undownloaded.
 HUB_PATTERNS = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                 "vocab.txt", "vocab.json", "merges.txt", "*.safetensors", "model.safetensors.index.json",
@@ -178,12 +180,9 @@ def check_fit(model_shapes: dict[str, tuple], tensors: dict, unknown: list[str],
 
 
 def write_tensors(folder: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> None:
-    """Write `config.json` and `model.safetensors` atomically: to temporary names first, then renamed."""
+    """Write `model.safetensors` and `config.json`, each atomically (minift/atomic.py)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp_weights, tmp_config = folder / "model.safetensors.tmp", folder / "config.json.tmp"
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp_weights,
-              metadata={"format": "pt"})
-    tmp_config.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp_weights, folder / "model.safetensors")
-    os.replace(tmp_config, folder / "config.json")
+    weights = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic.write_file(folder / "model.safetensors", lambda tmp: save_file(weights, tmp, metadata={"format": "pt"}))
+    atomic.write_json(folder / "config.json", config, sort_keys=True)

@@ -15,6 +15,12 @@ Three families of BERT-style encoders name the same hyper-parameters differently
 `EncoderConfig.from_dict` maps them to one set of names and refuses, naming the field, any setting the encoder in
 `minift/encoder.py` cannot honour (relative position embeddings, an unknown activation or model type).
 Reference: the `config.json` files written by Hugging Face `transformers` (BertConfig, RobertaConfig, DistilBertConfig).
+
+This module is also the one home of every other fact that differs by family; everything else reads them here:
+
+    FAMILIES, ARCHITECTURE       the family names, and the `transformers` class a saved model names (`architecture`)
+    DEFAULT_PAD_ID, position_offset   RoBERTa numbers positions from pad_token_id + 1, the others from 0
+    ACTIVATIONS                  the activation functions a config may name
 """
 from __future__ import annotations
 
@@ -22,8 +28,29 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch.nn.functional as F
+
 FAMILIES = ("bert", "roberta", "distilbert")
-ACTIVATIONS = ("gelu", "gelu_new", "relu")
+# The `transformers` class-name stem of each family: BertModel, RobertaForSequenceClassification, ...
+ARCHITECTURE = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert"}
+DEFAULT_PAD_ID = {"bert": 0, "roberta": 1, "distilbert": 0}  # where config.json does not say
+ACTIVATIONS = {
+    "gelu": F.gelu,  # exact: x·Φ(x)
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's tanh approximation
+    "relu": F.relu,
+}
+
+
+def architecture(family: str, head: str = "Model") -> str:
+    """The `transformers` class a checkpoint names in `architectures`: ("bert", "ForMaskedLM") -> "BertForMaskedLM"."""
+    return ARCHITECTURE[family] + head
+
+
+def position_offset(family: str, pad_token_id: int) -> int:
+    """The first position id: RoBERTa counts real tokens from pad_token_id + 1 (fairseq's make_positions; position
+    pad_token_id itself is the padding row), so its first max_positions - pad_token_id - 1 positions are usable;
+    BERT and DistilBERT count from 0."""
+    return pad_token_id + 1 if family == "roberta" else 0
 
 # Our name <- the family's name in config.json (only where they differ from ours).
 DISTILBERT_KEYS = {
@@ -69,14 +96,14 @@ class EncoderConfig:
     raw: dict = field(default_factory=dict, repr=False)  # the original config.json, written back on save
 
     @property
-    def max_tokens(self) -> int:
-        """The longest sequence the position embeddings cover: max_positions, less RoBERTa's offset (its positions
-        count from pad_token_id + 1, see encoder.Embeddings.positions)."""
-        return self.max_positions - (self.pad_token_id + 1 if self.model_type == "roberta" else 0)
+    def position_offset(self) -> int:
+        """The first position id (see `position_offset`): pad_token_id + 1 for RoBERTa, else 0."""
+        return position_offset(self.model_type, self.pad_token_id)
 
     @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
+    def max_tokens(self) -> int:
+        """The longest sequence the position embeddings cover: max_positions less the position offset."""
+        return self.max_positions - self.position_offset
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config.json") -> "EncoderConfig":
@@ -118,7 +145,7 @@ class EncoderConfig:
             max_positions=d["max_position_embeddings"],
             type_vocab_size=0 if distil else d.get("type_vocab_size", 2),
             layer_norm_eps=1e-12 if distil else d.get("layer_norm_eps", 1e-12),
-            pad_token_id=d.get("pad_token_id", 1 if model_type == "roberta" else 0) or 0,
+            pad_token_id=d.get("pad_token_id", DEFAULT_PAD_ID[model_type]) or 0,
             has_pooler=not distil,
             raw=dict(d),
             **values,

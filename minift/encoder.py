@@ -13,6 +13,8 @@ DistilBERT (Sanh et al., 2019: no token types, no pooler). Given token ids `x` o
 
 Attention has two paths that compute the same thing: `attention_reference` is the formula above written out;
 `torch.nn.functional.scaled_dot_product_attention` is the fast path used by default. A test proves them equal.
+Every module here reads (B, T, H). On a CPU, a padded batch instead runs its per-token work on the real tokens
+only: that speed path lives in minift/packing.py, chosen in `Encoder.forward` (`Encoder.pack`), tested equal.
 Parameter names (`embeddings.word`, `layers.3.attn.query`, ...) are minift's own; `minift/checkpoint.py` maps them
 to and from the names in Hugging Face checkpoints.
 """
@@ -27,15 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from minift import checkpoint
-from minift.config import EncoderConfig
+from minift.config import ACTIVATIONS, EncoderConfig, architecture
+from minift.packing import packed_layers
 
 log = logging.getLogger(__name__)
-
-ACTIVATIONS = {
-    "gelu": F.gelu,  # exact: x·Φ(x)
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's tanh approximation
-    "relu": F.relu,
-}
 
 
 def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -73,17 +70,19 @@ class Embeddings(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.word = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
-        pos_pad = cfg.pad_token_id if cfg.model_type == "roberta" else None
+        pos_pad = cfg.position_offset - 1 if cfg.position_offset else None  # RoBERTa: padding sits at pad_id
         self.position = nn.Embedding(cfg.max_positions, cfg.hidden_size, padding_idx=pos_pad)
         self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size) if cfg.type_vocab_size else None
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout)
 
     def positions(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Position ids (B, T): 0, 1, 2, ... (from `start`); RoBERTa counts real tokens from pad_id + 1."""
-        if self.cfg.model_type == "roberta":
+        """Position ids (B, T): 0, 1, 2, ... (from `start`); with a position offset o (RoBERTa, o = pad_id + 1),
+        real tokens count from o and padding tokens sit at o - 1 = pad_id."""
+        offset = self.cfg.position_offset
+        if offset:
             real = (input_ids != self.cfg.pad_token_id).long()
-            return (torch.cumsum(real, dim=1) + start) * real + self.cfg.pad_token_id
+            return (torch.cumsum(real, dim=1) + start) * real + offset - 1
         T = input_ids.size(1)
         return torch.arange(start, start + T, device=input_ids.device).expand_as(input_ids)
 
@@ -122,16 +121,10 @@ class SelfAttention(nn.Module):
         b = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
         return F.linear(x, w, b).chunk(3, dim=-1)
 
-    def forward(self, x, mask=None, past=None, packed=None):
-        """x: (B, T, H); mask: additive (B, 1, T|1, S); past: cached (k, v) of earlier positions, each
-        (B, heads, S - T, d), for step-by-step decoding. Returns (output (B, T, H), (k, v) including x).
+    def attend(self, q, k, v, mask=None, past=None):
+        """softmax(Q Kᵀ / √d + mask) V for every head: q, k, v (B, T, H) -> ((B, T, H), the (k, v) to cache).
 
-        packed = (index, B, T): x holds only the N real (unpadded) tokens, (N, H), at positions `index` of the
-        flattened (B·T) batch; they are laid back out as (B, T) for attention and packed again after it."""
-        q, k, v = self.project_qkv(x)
-        if packed is not None:
-            index, B, T = packed
-            q, k, v = (t.new_zeros(B * T, t.size(-1)).index_copy(0, index, t).view(B, T, -1) for t in (q, k, v))
+        past: cached (k, v) of earlier positions, each (B, heads, S - T, d), for step-by-step decoding."""
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, heads, T, d)
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, heads, S, d)
@@ -141,10 +134,13 @@ class SelfAttention(nn.Module):
         else:
             y = attention_reference(q, k, v, mask, p)
         B, _, T, _ = y.shape
-        y = y.transpose(1, 2).reshape(B, T, -1)  # (B, T, H)
-        if packed is not None:
-            y = y.reshape(B * T, -1)[packed[0]]  # (N, H)
-        return self.out(y), (k, v)
+        return y.transpose(1, 2).reshape(B, T, -1), (k, v)  # (B, T, H)
+
+    def forward(self, x, mask=None, past=None):
+        """x: (B, T, H); mask: additive (B, 1, T|1, S); past: see `attend`. -> (output (B, T, H), (k, v))."""
+        q, k, v = self.project_qkv(x)
+        y, kv = self.attend(q, k, v, mask, past)
+        return self.out(y), kv
 
 
 class FeedForward(nn.Module):
@@ -169,8 +165,8 @@ class Block(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout)
 
-    def forward(self, x, mask=None, past=None, packed=None):  # (B, T, H) -> (B, T, H), or (N, H) -> (N, H)
-        a, kv = self.attn(x, mask, past, packed)
+    def forward(self, x, mask=None, past=None):  # (B, T, H) -> (B, T, H)
+        a, kv = self.attn(x, mask, past)
         x = self.attn_norm(x + self.dropout(a))
         x = self.ffn_norm(x + self.dropout(self.ffn(x)))
         return x, kv
@@ -211,27 +207,24 @@ class Encoder(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         """input_ids (B, T); attention_mask (B, T) of 1/0, or a (B, T, T) additive or boolean mask
-        -> hidden states (B, T, H).
-
-        Fast path with padding: every layer but attention works on each token alone, so those layers can run on
-        the real tokens only, packed as (N, H) (see `self.pack`); padded positions of the output are then zeros.
-        Otherwise they hold whatever the layers computed there: only real-token positions mean anything."""
+        -> hidden states (B, T, H). Only real-token positions mean anything; padded ones hold whatever the layers
+        computed there (zeros on the packed path)."""
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         mask = additive_mask(attention_mask, x.dtype)
         padding = attention_mask is not None and attention_mask.dim() == 2
         if padding and bool(attention_mask.all()):
             mask, padding = None, False  # nothing to hide: the unmasked kernel is faster
-        pack = self.pack if self.pack is not None else x.device.type == "cpu"
-        if not (padding and pack and all(layer.attn.fast for layer in self.layers)):
-            for layer in self.layers:
-                x, _ = layer(x, mask)
-            return x
-        B, T, H = x.shape
-        index = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,) positions of real tokens in B·T
-        h = x.reshape(B * T, H)[index]  # (N, H)
+        if padding and self.packs(x.device):
+            return packed_layers(self.layers, x, attention_mask, mask)  # the speed path: minift/packing.py
         for layer in self.layers:
-            h, _ = layer(h, mask, packed=(index, B, T))
-        return h.new_zeros(B * T, H).index_copy(0, index, h).view(B, T, H)
+            x, _ = layer(x, mask)
+        return x
+
+    def packs(self, device: torch.device) -> bool:
+        """Whether a padded batch takes the packed path: `self.pack`, or by device when None, and only with the
+        fast attention (the reference path stays the formula)."""
+        pack = self.pack if self.pack is not None else device.type == "cpu"
+        return pack and all(layer.attn.fast for layer in self.layers)
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """The pretrained pooler: tanh(W h[CLS] + b), (B, T, H) -> (B, H)."""
@@ -268,7 +261,6 @@ class Encoder(nn.Module):
 
         A task model passes its head's tensors (already under Hugging Face names), its extra config fields
         (`architectures`, `id2label`, ...) and the family prefix (`bert.`) that a model with a head uses."""
-        family = self.cfg.model_type
-        base = {"bert": "BertModel", "roberta": "RobertaModel", "distilbert": "DistilBertModel"}[family]
+        base = architecture(self.cfg.model_type)  # BertModel, RobertaModel, DistilBertModel
         checkpoint.write_tensors(folder, {**self.hf_state_dict(prefix), **(head_tensors or {})},
                                  {**self.cfg.to_dict(), "architectures": [base], **(config or {})})

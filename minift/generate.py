@@ -35,8 +35,7 @@ class Decoder:
         self.model, self.pad_id, self.cache_on = model, pad_id, cache
         self.sources, self.prefixes = [list(s) for s in sources], [[] for _ in sources]
         self.device = model.head.bias.device
-        cfg = model.encoder.cfg
-        self.room = cfg.max_positions - model.position_offset - max(map(len, sources))  # positions left to fill
+        self.room = model.encoder.cfg.max_tokens - max(map(len, sources))  # positions left to fill
         if cache:
             ids, real = pad_batch(self.sources, pad_id)  # (N, S_max) right-padded
             self.logits, self.cache = model.start(ids.to(self.device), real.to(self.device))

@@ -9,8 +9,9 @@ per sentence, per token, or per answer boundary. Given hidden states h of shape 
     SpanHead             [start, end] = W h + b                 (B, T, H) -> two (B, T): extractive QA
     LMHead               logits = E · LayerNorm(act(W h + b)) + b_vocab, E the tied word embeddings: (B, T, V)
 
-The attribute names follow the Hugging Face heads (`classifier`, `qa_outputs`, `cls.predictions`) only where
-`minift/checkpoint.py` needs them; see each task module for how a head is saved.
+Each head knows its own names in a Hugging Face checkpoint (`classifier`, `qa_outputs`, `cls.predictions` …):
+`hf_tensors(family)` gives its tensors under them (for saving) and `load_saved(head_tensors, family)` loads them
+back from a checkpoint that has them; minift/tasks/__init__.py saves every task's model through them.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import torch
 from torch import nn
 
 from minift.checkpoint import CheckpointError
-from minift.encoder import ACTIVATIONS, Encoder
+from minift.config import ACTIVATIONS
+from minift.encoder import Encoder
 
 POOLINGS = ("pooler", "cls", "mean")
 # LMHead parameter -> its name in a Hugging Face masked-LM checkpoint, per family (the decoder weight is tied).
@@ -54,8 +56,23 @@ def pool(encoder: Encoder, hidden: torch.Tensor, attention_mask: torch.Tensor, h
     raise ValueError(f"pooling {how!r}: expected one of {', '.join(POOLINGS)}")
 
 
-class ClassifierHead(nn.Module):
+class LinearHead(nn.Module):
+    """What a head that ends in one linear layer `out` shares: its name in a Hugging Face checkpoint."""
+
+    hf_name = ""
+
+    def hf_tensors(self, family: str = "bert") -> dict[str, torch.Tensor]:
+        """`{hf_name}.weight` and `{hf_name}.bias` (the same in every family)."""
+        return {f"{self.hf_name}.{k}": t for k, t in self.out.state_dict().items()}
+
+    def load_saved(self, head_tensors: dict, family: str = "bert") -> None:
+        load_saved(self.out, head_tensors, self.hf_name)
+
+
+class ClassifierHead(LinearHead):
     """Dropout then one linear layer; works on (B, H) sentence vectors and on (B, T, H) token vectors."""
+
+    hf_name = "classifier"  # as in *ForSequenceClassification and *ForTokenClassification
 
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
         super().__init__()
@@ -68,8 +85,10 @@ class ClassifierHead(nn.Module):
         return self.out(self.dropout(x))
 
 
-class SpanHead(nn.Module):
+class SpanHead(LinearHead):
     """Start and end logits of an answer span, one pair per token (Devlin et al., 2019, §4.2)."""
+
+    hf_name = "qa_outputs"  # as in *ForQuestionAnswering
 
     def __init__(self, hidden_size: int):
         super().__init__()

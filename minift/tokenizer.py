@@ -33,7 +33,9 @@ from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE, WordPiece
 
+from minift import atomic
 from minift.checkpoint import CheckpointError, resolve
+from minift.config import DEFAULT_PAD_ID, position_offset
 
 # Special tokens of each model kind, used where tokenizer_config.json does not name them.
 DEFAULT_SPECIALS = {
@@ -121,9 +123,9 @@ def _model_max_length(config: dict, folder: Path) -> int:
     if value is not None and value < NO_LIMIT:
         return int(value)
     model = _read_json(folder / "config.json")
-    positions = model.get("max_position_embeddings", 512)
-    # RoBERTa numbers positions from pad_token_id + 1 = 2, so two of its 514 positions are never used.
-    return positions - 2 if model.get("model_type") == "roberta" else positions
+    family = model.get("model_type", "bert")
+    pad_id = model.get("pad_token_id", DEFAULT_PAD_ID.get(family, 0)) or 0
+    return model.get("max_position_embeddings", 512) - position_offset(family, pad_id)  # RoBERTa: 514 - 2
 
 
 def _as_batch(texts, words: bool) -> list:
@@ -176,14 +178,13 @@ class Tokenizer:
         folder.mkdir(parents=True, exist_ok=True)
         self._backend.no_truncation()  # the settings of the last call are not part of the tokenizer
         self._backend.no_padding()
-        self._backend.save(str(folder / "tokenizer.json"))
+        atomic.write_file(folder / "tokenizer.json", lambda tmp: self._backend.save(str(tmp)))
         config = {k: v for k, v in self.config.items() if k not in ("name_or_path", "tokenizer_file")}
         config.update(self.special_tokens, model_max_length=self.model_max_length)
         config.setdefault("tokenizer_class", TOKENIZER_CLASS.get(self.kind, "PreTrainedTokenizerFast"))
         if isinstance(self._backend.normalizer, normalizers.BertNormalizer):
             config["do_lower_case"] = self._backend.normalizer.lowercase
-        (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n",
-                                                      encoding="utf-8")
+        atomic.write_json(folder / "tokenizer_config.json", config, sort_keys=True)
 
     # The special tokens and their ids.
     cls_token = property(lambda self: self.special_tokens["cls_token"])

@@ -66,8 +66,6 @@ class Seq2SeqLM(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.head = LMHead(encoder)
-        cfg = encoder.cfg
-        self.position_offset = cfg.pad_token_id + 1 if cfg.model_type == "roberta" else 0  # RoBERTa counts from pad+1
 
     def segments(self, token_type_ids: torch.Tensor) -> torch.Tensor:
         """Segment 1 for the target where the model has two token types (BERT); 0 where it has one (RoBERTa)."""
@@ -111,7 +109,7 @@ class Seq2SeqLM(nn.Module):
     def step(self, tokens: torch.Tensor, cache: dict) -> tuple[torch.Tensor, dict]:
         """Feed one new token per row (B,): one position through every layer. -> (next logits (B, V), cache)."""
         k, width, lengths = cache["steps"], cache["width"], cache["source_lengths"]
-        positions = (lengths + k + self.position_offset)[:, None]  # (B, 1): S_b + k in the packed sequence
+        positions = (lengths + k + self.encoder.cfg.position_offset)[:, None]  # (B, 1): S_b + k, packed
         x = self.encoder.embeddings(tokens[:, None], self.segments(torch.ones_like(tokens[:, None])), positions)
         j = torch.arange(width + k + 1, device=tokens.device)  # keys: the source, then the generated tokens
         allowed = ((j[None, :] < lengths[:, None]) | (j[None, :] >= width))[:, None, :]  # (B, 1, S_max + k + 1)

@@ -1,0 +1,43 @@
+"""The CPU speed path of the encoder: run the per-token work of a padded batch on its real tokens only.
+
+In a post-LN block (minift/encoder.py) every operation but attention works on each position alone: the Q, K, V
+and output projections, the residual additions, both LayerNorms and the feed-forward network. So for a padded
+batch x (B, T, H) with N real tokens, those can run on the real tokens packed as h (N, H), and only attention
+needs the (B, T) layout:
+
+    index = positions of the real tokens in the flattened batch (B·T)          (N,)
+    h     = x.reshape(B·T, H)[index]                                           (N, H)   pack
+    per layer:
+        q, k, v = h W_q, h W_k, h W_v                                          (N, H) each
+        a       = attend(unpack(q), unpack(k), unpack(v), mask)                (B, T, H), zeros at padding
+        h       = LayerNorm(h + pack(a) W_o)                                   back to (N, H)
+        h       = LayerNorm(h + FFN(h))
+    out   = unpack(h)                                                          (B, T, H), zeros at padding
+
+The arithmetic of the real tokens is the padded path's (tests/test_encoder.py checks they agree); what is saved is
+the work on padding, about the padded share of the batch. On a GPU the gathers cost more than they save, so
+`Encoder.pack` (None: by device) takes this path on a CPU only; see benchmarks/encoder_speed.py.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def unpack(h: torch.Tensor, index: torch.Tensor, B: int, T: int) -> torch.Tensor:
+    """(N, C) real-token rows -> (B, T, C), zeros at the padded positions."""
+    return h.new_zeros(B * T, h.size(-1)).index_copy(0, index, h).view(B, T, -1)
+
+
+def packed_layers(layers, x: torch.Tensor, attention_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Run the encoder's `layers` (minift.encoder.Block) on x (B, T, H) as above, given the (B, T) padding mask
+    and its additive form `mask` (B, 1, 1, T) -> hidden states (B, T, H), zeros at padded positions."""
+    B, T, H = x.shape
+    index = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,) positions of real tokens in B·T
+    h = x.reshape(B * T, H)[index]  # (N, H)
+    for layer in layers:
+        q, k, v = layer.attn.project_qkv(h)  # (N, H) each
+        a, _ = layer.attn.attend(unpack(q, index, B, T), unpack(k, index, B, T), unpack(v, index, B, T), mask)
+        a = layer.attn.out(a.reshape(B * T, H)[index])  # (N, H)
+        h = layer.attn_norm(h + layer.dropout(a))
+        h = layer.ffn_norm(h + layer.dropout(layer.ffn(h)))
+    return unpack(h, index, B, T)
