@@ -6,7 +6,6 @@ what is wrong, where, and what to do: never a traceback. Anything else is a bug 
 from __future__ import annotations
 
 import json
-import os
 import random
 import sys
 from pathlib import Path
@@ -14,14 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from minift import atomic
 from minift.checkpoint import CheckpointError
 from minift.config import ConfigError
 from minift.data import DataError
 from minift.encoder import Encoder
-from minift.tasks.sentence import MAIN_METRIC, SentenceTask
-from minift.tasks.qa import QATask
-from minift.tasks.seq2seq import Seq2SeqTask
-from minift.tasks.tagging import TaggingTask
+from minift.tasks import TASKS
 from minift.tokenizer import Tokenizer
 
 
@@ -35,9 +32,6 @@ class TrainingDiverged(ValueError):
 
 USER_ERRORS = (UsageError, TrainingDiverged, DataError, ConfigError, CheckpointError, FileNotFoundError,
                IsADirectoryError, UnicodeDecodeError)
-TASKS = {kind: SentenceTask for kind in MAIN_METRIC}  # task name -> the class that knows that task
-TASKS.update(ner=TaggingTask, qa=QATask)
-TASKS.update(seq2seq=Seq2SeqTask)
 
 
 def run(main, argv=None, prog: str = "minift") -> int:
@@ -77,7 +71,7 @@ def seed_everything(seed: int) -> None:
 def load_trained(folder: str | Path, device: torch.device):
     """A model folder written by `minift.train` -> (task, model on device, in eval mode)."""
     folder = Path(folder)
-    finish_save(folder)
+    atomic.finish(folder)  # complete a save that a crash cut short (minift/atomic.py)
     meta_file = folder / "minift.json"
     if not meta_file.is_file():
         raise CheckpointError(f"{folder}: no minift.json; give the folder written by `python -m minift.train "
@@ -86,20 +80,3 @@ def load_trained(folder: str | Path, device: torch.device):
     task = TASKS[meta["task"]].from_meta(meta, Tokenizer.from_pretrained(folder))
     model = task.build_model(Encoder.from_pretrained(folder)).to(device).eval()
     return task, model
-
-
-def finish_save(folder: Path) -> None:
-    """Move the files of a committed save (FOLDER/.saved, see train.save) into FOLDER; after a crash between
-    the moves, calling it again completes them."""
-    done = Path(folder) / ".saved"
-    if done.is_dir():
-        for f in sorted(done.iterdir()):
-            os.replace(f, Path(folder) / f.name)
-        done.rmdir()
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to a temporary name, then rename: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

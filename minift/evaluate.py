@@ -11,7 +11,6 @@ import json
 import sys
 
 from minift import cli
-from minift.tasks.qa import only_articles
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,28 +29,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def override_columns(task, a) -> None:
-    """Apply the column flags a user gave on top of those saved at training time."""
-    for key, value in (("text", a.text_col), ("text_pair", a.text_pair_col), ("label", a.label_col)):
-        if value is not None:
-            task.columns[key] = value
-    if a.no_header:
-        task.has_header = False
-    if a.encoding:
-        task.encoding = a.encoding
-
-
 def main(argv=None) -> None:
-    a = parser().parse_args(argv)
-    device = cli.pick_device(a.device)
-    task, model = cli.load_trained(a.model, device)
-    override_columns(task, a)
-    if a.articles and task.kind != "qa":
-        raise cli.UsageError(f"--articles selects SQuAD articles; this model does {task.kind}")
-    features = task.featurize(only_articles(task.read(a.data), a.articles), a.data)
+    args = parser().parse_args(argv)
+    device = cli.pick_device(args.device)
+    task, model = cli.load_trained(args.model, device)
+    task.override(vars(args))  # columns, header, encoding, qa's --articles
+    features = task.featurize(task.read(args.data), args.data)
     if not features:
-        raise cli.DataError(f"{a.data}: no rows to evaluate")
-    print(json.dumps(task.evaluate(model, features, a.batch_size, device)))
+        raise cli.DataError(f"{args.data}: no rows to evaluate")
+    print(json.dumps(task.evaluate(model, features, args.batch_size, device)))
 
 
 if __name__ == "__main__":

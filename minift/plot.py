@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from minift import cli
-from minift.tasks.sentence import MAIN_METRIC
+from minift import atomic, cli
+from minift.tasks import TASKS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,12 +51,12 @@ def main_metric(folder: Path, rows: list[dict]) -> str:
     """The task's main metric (minift.json names the task), else the first metric of the log."""
     meta = folder / "minift.json"
     task = json.loads(meta.read_text(encoding="utf-8"))["task"] if meta.is_file() else None
-    name = MAIN_METRIC.get(task) or getattr(cli.TASKS.get(task), "main_metric", None)
+    name = TASKS[task].main_metric_of(task) if task in TASKS else None
     return name if name in rows[0]["valid"] else next(iter(rows[0]["valid"]))
 
 
 def main(argv=None) -> None:
-    a = parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         import matplotlib
     except ImportError:
@@ -66,9 +65,9 @@ def main(argv=None) -> None:
     matplotlib.use("Agg")  # files only: no window, no display needed
     from matplotlib import pyplot as plt
 
-    folder = Path(a.dir)
+    folder = Path(args.dir)
     rows = read_log(folder)
-    metric = a.metric or main_metric(folder, rows)
+    metric = args.metric or main_metric(folder, rows)
     if metric not in rows[0]["valid"]:
         raise cli.UsageError(f"--metric {metric}: the log has {', '.join(rows[0]['valid'])}")
     steps = [r["step"] for r in rows]
@@ -81,11 +80,9 @@ def main(argv=None) -> None:
     lr.set_ylabel("learning rate")
     lr.set_xlabel("step")
     fig.suptitle(str(folder))
-    out = Path(a.out) if a.out else folder / "curves.png"
-    tmp = out.with_name(out.name + ".tmp")  # written whole, then renamed: never a half-written image
-    fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=100)
+    out = Path(args.out) if args.out else folder / "curves.png"
+    atomic.write_file(out, lambda tmp: fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=100))
     plt.close(fig)
-    os.replace(tmp, out)
     print(f"wrote {out}")
 
 

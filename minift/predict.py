@@ -14,8 +14,6 @@ import json
 import sys
 
 from minift import cli
-from minift.data import Example
-from minift.evaluate import override_columns
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,42 +38,29 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    a = parser().parse_args(argv)
-    a.label_col = None
-    device = cli.pick_device(a.device)
-    task, model = cli.load_trained(a.model, device)
-    override_columns(task, a)
-    for name in ("beams", "length_penalty"):  # seq2seq decoding settings
-        if getattr(a, name) is not None:
-            setattr(task, name, getattr(a, name))
-    paired = task.columns.get("text_pair") is not None
-    if (a.question is not None) != (task.kind == "qa") and a.data is None:
+    args = parser().parse_args(argv)
+    device = cli.pick_device(args.device)
+    task, model = cli.load_trained(args.model, device)
+    task.override(vars(args))  # columns, header, encoding, seq2seq's --beams and --length-penalty
+    if (args.question is not None) != (task.kind == "qa") and args.data is None:
         raise cli.UsageError("a qa model answers --question Q --context C" if task.kind == "qa" else
                              f"--question is for qa models; this one does {task.kind}: give --text")
-    if a.question is not None:
-        if len(a.context or []) != len(a.question):
-            raise cli.UsageError(f"give one --context per --question ({len(a.question)} questions, "
-                                 f"{len(a.context or [])} contexts)")
-        examples = [task.example(q, c) for q, c in zip(a.question, a.context)]
-    elif a.text is not None and hasattr(task, "example"):
-        examples = [task.example(t) for t in a.text]
-    elif a.text is not None:
-        pairs = a.text_pair or []
-        if paired and len(pairs) != len(a.text):
-            raise cli.UsageError(f"this model reads text pairs: give one --text-pair per --text "
-                                 f"({len(a.text)} texts, {len(pairs)} pairs)")
-        examples = [Example(t, pairs[i] if paired else None) for i, t in enumerate(a.text)]
+    if args.question is not None:
+        if len(args.context or []) != len(args.question):
+            raise cli.UsageError(f"give one --context per --question ({len(args.question)} questions, "
+                                 f"{len(args.context or [])} contexts)")
+        examples = [task.example(q, c) for q, c in zip(args.question, args.context)]
+    elif args.text is not None:
+        pairs = args.text_pair or [None] * len(args.text)
+        if len(pairs) != len(args.text):
+            raise cli.UsageError(f"give one --text-pair per --text ({len(args.text)} texts, {len(pairs)} pairs)")
+        examples = [task.example(t, pair) for t, pair in zip(args.text, pairs)]
     else:
-        examples = task.read(a.data, need_labels=False)
+        examples = task.read(args.data, need_labels=False)
     if not examples:
-        raise cli.DataError(f"{a.data}: no rows to predict")
-    if hasattr(task, "predict"):  # ner and qa decode their windows back to words or characters
-        lines = [json.dumps(row) for row in task.predict(model, examples, a.batch_size, device)]
-    else:
-        logits = task.logits(model, task.featurize(examples, with_labels=False), a.batch_size, device)
-        lines = [json.dumps({"text": e.text, **({"text_pair": e.text_pair} if paired else {}), **row})
-                 for e, row in zip(examples, task.predictions(logits))]
-    print("\n".join(lines))  # printed only once every row is done: no half-written output
+        raise cli.DataError(f"{args.data}: no rows to predict")
+    rows = task.predict(model, examples, args.batch_size, device)
+    print("\n".join(json.dumps(row) for row in rows))  # printed only once every row is done: no half output
 
 
 if __name__ == "__main__":

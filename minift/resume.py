@@ -8,9 +8,9 @@
     trainer_state.json       the rest: step, epoch and position in it, best score so far, AdamW's step counts
                              and parameter groups, the GradScaler's scale, Python's and NumPy's random states
 
-The folder is written under a temporary name (`.step-N.tmp`, trainer_state.json last) and renamed into place,
-so a crash mid-write never leaves a half checkpoint: the half-written temporary folder has no trainer_state.json
-(`--resume` refuses it), is not named step-N, and the next save deletes it. Only the last `--keep-checkpoints`
+The folder is written as every folder is (minift/atomic.py: into step-N/.saving, committed by one rename,
+trainer_state.json moved in last), so a crash mid-write never leaves a half checkpoint: an uncommitted step-N
+has no trainer_state.json (`--resume` refuses it), and the next save deletes it. Only the last `--keep-checkpoints`
 folders are kept; Ctrl-C writes one too (minift/faults.py). `--resume DIR` rebuilds the model and
 optimizer as a fresh run would, then overwrites their state and every random generator from DIR and continues
 from the next micro-batch of the same epoch (the batch order is a function of seed and epoch, see batching.py).
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from minift import atomic
 from minift.checkpoint import CheckpointError
 
 STATE_FILE = "trainer_state.json"
@@ -34,10 +35,12 @@ STATE_FILE = "trainer_state.json"
 
 def save(folder: Path, model, opt, scaler, loop: dict, keep: int) -> None:
     """Write checkpoint `folder` (…/checkpoints/step-N) atomically, then delete all but the last `keep`."""
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    for junk in folder.parent.glob(".step-*.tmp"):  # what a crash mid-save left; never read as a checkpoint
-        shutil.rmtree(junk, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    atomic.write_folder(folder, lambda tmp: _write(tmp, model, opt, scaler, loop))
+    prune(folder.parent, keep)
+
+
+def _write(tmp: Path, model, opt, scaler, loop: dict) -> None:
+    """The four files of a checkpoint, into the empty folder `tmp`."""
     save_model(model, str(tmp / "model.safetensors"))
     opt_state = opt.state_dict()
     save_file({f"state.{i}.{k}": v.contiguous() for i, s in opt_state["state"].items() for k, v in s.items()
@@ -47,26 +50,30 @@ def save(folder: Path, model, opt, scaler, loop: dict, keep: int) -> None:
         rng.update({f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
     save_file(rng, str(tmp / "rng.safetensors"))
     np_state = np.random.get_state()
-    state = {
+    atomic.write_json(tmp / STATE_FILE, {
         "loop": loop,
         "optimizer": {"param_groups": opt_state["param_groups"],
                       "state": {str(i): {k: v for k, v in s.items() if not torch.is_tensor(v)}
                                 for i, s in opt_state["state"].items()}},
-        "scaler": scaler.state_dict() if scaler else None,
+        "scaler": scaler.state_dict(),  # {} for a disabled (fp32 / bf16) scaler
         "python_random": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
         "numpy_random": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-    }
-    (tmp / STATE_FILE).write_text(json.dumps(state) + "\n", encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    old = sorted(folder.parent.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))[:-keep]
-    for path in old:
+    }, indent=None)
+
+
+def prune(checkpoints: Path, keep: int) -> None:
+    """Keep the last `keep` checkpoints in `checkpoints`; delete the older ones and any step-N folder that a
+    crash mid-save left uncommitted (it holds nothing but .saving, see minift/atomic.py)."""
+    folders = sorted(checkpoints.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    junk = [p for p in folders if {f.name for f in p.iterdir()} <= {".saving"}]
+    for path in junk + [p for p in folders if p not in junk][:-keep]:
         shutil.rmtree(path)
 
 
 def load(folder: str | Path, model, opt, scaler) -> dict:
     """Restore model, optimizer, scaler and every random generator from `folder`; return the loop's state."""
     folder = Path(folder)
+    atomic.finish(folder)  # complete a save that a crash cut short between its moves
     if not (folder / STATE_FILE).is_file():
         raise CheckpointError(f"--resume {folder}: no {STATE_FILE}; give a folder OUT/checkpoints/step-N "
                               "written by --save-every")
@@ -85,7 +92,7 @@ def load(folder: str | Path, model, opt, scaler) -> dict:
     except ValueError as e:
         raise CheckpointError(f"--resume {folder}: the optimizer state does not fit ({e}); resume with the same "
                               "--freeze, --layer-decay and task flags") from None
-    if scaler and state["scaler"]:
+    if state["scaler"]:  # a checkpoint of an fp16 run
         scaler.load_state_dict(state["scaler"])
     rng = load_file(str(folder / "rng.safetensors"))
     torch.set_rng_state(rng["torch"])
@@ -104,4 +111,5 @@ def forget_log_after(log: Path, step: int) -> None:
     """Drop the metrics.jsonl lines of steps after `step`: the resumed run will write them again."""
     if log.is_file():
         lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
-        log.write_text("".join(line for line in lines if json.loads(line)["step"] <= step), encoding="utf-8")
+        kept = "".join(line for line in lines if json.loads(line)["step"] <= step)
+        atomic.write_file(log, lambda tmp: tmp.write_text(kept, encoding="utf-8"))

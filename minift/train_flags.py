@@ -9,6 +9,7 @@ import argparse
 from importlib import resources
 
 from minift import cli, optim
+from minift.tasks import TASKS
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED = resources.files("minift") / "bundled" / "sentiment.csv"
@@ -18,7 +19,7 @@ DESCRIPTION = "fine-tune a pretrained encoder on a labelled file, evaluate it, s
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minift.train", description=DESCRIPTION,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=sorted(cli.TASKS), default="classification")
+    p.add_argument("--task", choices=sorted(TASKS), default="classification")
     p.add_argument("--train", default=str(BUNDLED),
                    help="training file: .csv, .tsv or .jsonl; CoNLL (token TAB tag) for ner; SQuAD JSON for qa")
     p.add_argument("--valid", help="validation file; default: a stratified split of --train")
@@ -90,31 +91,31 @@ def add_seq2seq_flags(p: argparse.ArgumentParser) -> None:
                                                                     "many distinct validation sources (0: all)")
 
 
-def check_args(a) -> None:
-    a.max_length_is_default = a.max_length is None  # a default may be lowered to fit the model (train.check_length)
-    if a.max_length is None:
-        a.max_length = 384 if a.task == "qa" else 128
-    positive = {"--epochs": a.epochs, "--batch-size": a.batch_size, "--accumulate": a.accumulate,
-                "--max-length": a.max_length}
+def check_args(args) -> None:
+    args.max_length_is_default = args.max_length is None  # a default may be lowered to fit the model (train.check_length)
+    if args.max_length is None:
+        args.max_length = 384 if args.task == "qa" else 128
+    positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--accumulate": args.accumulate,
+                "--max-length": args.max_length}
     for flag, value in positive.items():
         if value < 1:
             raise cli.UsageError(f"{flag} {value}: must be at least 1")
-    if a.save_every < 0 or a.keep_checkpoints < 1:
+    if args.save_every < 0 or args.keep_checkpoints < 1:
         raise cli.UsageError("--save-every must be >= 0 and --keep-checkpoints at least 1")
-    if a.max_bad_steps < 1:
-        raise cli.UsageError(f"--max-bad-steps {a.max_bad_steps}: must be at least 1")
-    if a.lr <= 0 or not 0 < a.valid_fraction < 1 or a.warmup < 0:
+    if args.max_bad_steps < 1:
+        raise cli.UsageError(f"--max-bad-steps {args.max_bad_steps}: must be at least 1")
+    if args.lr <= 0 or not 0 < args.valid_fraction < 1 or args.warmup < 0:
         raise cli.UsageError("--lr must be > 0, --valid-fraction between 0 and 1, --warmup >= 0")
-    if a.layer_decay is not None and not 0 < a.layer_decay <= 1:
-        raise cli.UsageError(f"--layer-decay {a.layer_decay}: must be in (0, 1]")
-    if a.task != "classification" and (a.class_weights != "none" or a.oversample):
+    if args.layer_decay is not None and not 0 < args.layer_decay <= 1:
+        raise cli.UsageError(f"--layer-decay {args.layer_decay}: must be in (0, 1]")
+    if args.task != "classification" and (args.class_weights != "none" or args.oversample):
         raise cli.UsageError("--class-weights and --oversample apply to --task classification only")
-    if a.task != "qa" and (a.articles or a.valid_articles):
+    if args.task != "qa" and (args.articles or args.valid_articles):
         raise cli.UsageError("--articles and --valid-articles select SQuAD articles: they apply to --task qa only")
-    if a.max_target_length < 2 or a.beams < 1 or a.max_eval_sources < 0:
+    if args.max_target_length < 2 or args.beams < 1 or args.max_eval_sources < 0:
         raise cli.UsageError("--max-target-length must be at least 2, --beams at least 1, --max-eval-sources >= 0")
-    if a.max_answer_length < 1:
-        raise cli.UsageError(f"--max-answer-length {a.max_answer_length}: must be at least 1")
-    if a.doc_stride is not None and not 0 <= a.doc_stride < a.max_length // 2:
-        raise cli.UsageError(f"--doc-stride {a.doc_stride}: must be at least 0 and under half of --max-length "
-                             f"({a.max_length})")
+    if args.max_answer_length < 1:
+        raise cli.UsageError(f"--max-answer-length {args.max_answer_length}: must be at least 1")
+    if args.doc_stride is not None and not 0 <= args.doc_stride < args.max_length // 2:
+        raise cli.UsageError(f"--doc-stride {args.doc_stride}: must be at least 0 and under half of --max-length "
+                             f"({args.max_length})")

@@ -1,1 +1,141 @@
-"""One module per task family, each the whole story of that task."""
+"""What a task is: everything the training loop and the commands know about one task family, and the registry.
+
+The loop (minift/train.py), `minift.evaluate` and `minift.predict` talk to a task only through these methods;
+a new task family is one new module with a `Task` subclass, plus one line in `TASKS` below.
+
+    from_args(args, tokenizer)   the task as `python -m minift.train` flags describe it
+    read(path, need_labels, training)   a file -> examples (`training`: it is the file to train on)
+    fit_labels(examples)         learn from the training examples what the targets need: a label map
+                                 (sentence, tagging), the targets' truecasing table (seq2seq), nothing (qa)
+    featurize(examples, source, with_labels)   examples -> token-id features, unpadded
+    fit_loss(features)           learn from the training features what the loss needs (balanced class weights)
+    batches(features, batch_size, seed, epoch, shuffle, bucket)   -> padded batches: dicts of (B, T) tensors
+    build_model(encoder)         encoder + the task's head (the saved head when the checkpoint has one)
+    loss(model, batch)           -> (summed loss, the count it is an average over): the loop divides the sum of
+                                 a whole accumulated update by the sum of its counts
+    evaluate(model, features, batch_size, device) -> {metric: value}; `main_metric` picks the best model
+    example(text, pair)          one input given on the command line (`predict --text`)
+    predict(model, examples, batch_size, device) -> one JSON-ready row per example
+    override(flags)              `evaluate` / `predict` flags that replace what minift.json saved
+    meta() / from_meta(meta, tokenizer)   the settings minift.json keeps, so new data is read the same way
+    save(model, folder)          the model folder (below): written once, here, for every task
+
+A saved model folder is a Hugging Face checkpoint that `transformers` loads (`config.json` names the class, e.g.
+`BertForSequenceClassification`; the encoder's tensors carry the family prefix `bert.`, the head's its Hugging
+Face names), plus the tokenizer and `minift.json`; it is written atomically (minift/atomic.py).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from minift import atomic
+from minift.checkpoint import MODEL_PREFIX
+from minift.config import architecture
+from minift.data import DataError, Example
+
+
+class Task:
+    """The shared part of every task; each method a subclass must write raises NotImplementedError here."""
+
+    kind: str  # the --task name
+    main_metric: str  # the metric that picks the best model (higher is better)
+    architecture_head = "Model"  # the `transformers` class of a saved model: family stem + this
+    encoding = "utf-8"
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_args(cls, args, tokenizer) -> "Task":
+        raise NotImplementedError
+
+    @classmethod
+    def main_metric_of(cls, kind: str) -> str:
+        """The main metric of a task of this `kind`, before (or without) building one."""
+        return cls.main_metric
+
+    def read(self, path, need_labels: bool = True, training: bool = False) -> list:
+        raise NotImplementedError
+
+    def fit_labels(self, examples) -> None:
+        """Nothing to learn by default."""
+
+    def featurize(self, examples, source: str = "data", with_labels: bool = True) -> list[dict]:
+        raise NotImplementedError
+
+    def fit_loss(self, features) -> None:
+        """Nothing to learn by default."""
+
+    def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
+                bucket: bool = False):
+        raise NotImplementedError
+
+    def build_model(self, encoder):
+        raise NotImplementedError
+
+    def loss(self, model, batch):
+        raise NotImplementedError
+
+    def evaluate(self, model, features, batch_size: int = 64, device="cpu") -> dict:
+        raise NotImplementedError
+
+    def example(self, text: str, pair: str | None = None):
+        """One text from the command line, as the examples `read` gives."""
+        return Example(text, pair)
+
+    def predict(self, model, examples, batch_size: int = 64, device="cpu") -> list[dict]:
+        raise NotImplementedError
+
+    def override(self, flags: dict) -> None:
+        """Apply a command's flags (a dict of flag name -> value, None for not given) over the saved settings."""
+        if flags.get("encoding"):
+            self.encoding = flags["encoding"]
+        if flags.get("articles"):
+            raise DataError(f"--articles selects SQuAD articles; this model does {self.kind}")
+
+    def meta(self) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def from_meta(cls, meta: dict, tokenizer) -> "Task":
+        raise NotImplementedError
+
+    def hf_config(self) -> dict:
+        """The task's fields of the saved config.json (`num_labels`, `id2label`, ...), beside `architectures`."""
+        return {}
+
+    def save(self, model, folder: str | Path) -> None:
+        """Write the model folder atomically: weights and config.json under Hugging Face names, the tokenizer,
+        and minift.json (`meta`)."""
+        def fill(tmp: Path) -> None:
+            family = model.encoder.cfg.model_type
+            config = {"architectures": [architecture(family, self.architecture_head)], **self.hf_config()}
+            model.encoder.save_pretrained(tmp, model.head.hf_tensors(family), config, prefix=MODEL_PREFIX[family])
+            self.tokenizer.save(tmp)
+            atomic.write_json(tmp / "minift.json", self.meta())
+        atomic.write_folder(folder, fill)
+
+
+def override_columns(task, flags: dict) -> None:
+    """For a task that reads a table (sentence, seq2seq): the column and header flags over the saved ones."""
+    for key, flag in (("text", "text_col"), ("text_pair", "text_pair_col"), ("label", "label_col")):
+        if flags.get(flag) is not None:
+            task.columns[key] = flags[flag]
+    if flags.get("no_header"):
+        task.has_header = False
+
+
+def label_config(names: list[str]) -> dict:
+    """config.json's label fields, as `transformers` writes them."""
+    return {"num_labels": len(names), "id2label": {str(i): n for i, n in enumerate(names)},
+            "label2id": {n: i for i, n in enumerate(names)}}
+
+
+# The registry: --task name -> the class that knows that task. Imported here, after `Task`, which they subclass.
+from minift.tasks.qa import QATask  # noqa: E402
+from minift.tasks.sentence import SentenceTask  # noqa: E402
+from minift.tasks.seq2seq import Seq2SeqTask  # noqa: E402
+from minift.tasks.tagging import TaggingTask  # noqa: E402
+
+TASKS = {"classification": SentenceTask, "multilabel": SentenceTask, "regression": SentenceTask,
+         "ner": TaggingTask, "qa": QATask, "seq2seq": Seq2SeqTask}

@@ -31,8 +31,9 @@ from torch import nn
 from minift import losses
 from minift.batching import padded_batches
 from minift.data import DataError
-from minift.heads import SpanHead, load_saved
+from minift.heads import SpanHead
 from minift.metrics import squad_scores
+from minift.tasks import Task
 
 MODEL_KEYS = ("input_ids", "token_type_ids", "start_positions", "end_positions")  # the rest is for decoding
 
@@ -153,32 +154,41 @@ class QAModel(nn.Module):
         return self.head(self.encoder(input_ids, attention_mask, token_type_ids))  # 2 x (B, T)
 
 
-class QATask:
+class QATask(Task):
     """Everything the training loop needs to know about extractive QA: data, windows, model, loss, answers."""
 
     main_metric = "f1"
+    architecture_head = "ForQuestionAnswering"
 
     def __init__(self, kind: str, tokenizer, max_length: int = 384, doc_stride: int = 128,
-                 max_answer_length: int = 30, n_best: int = 20, encoding: str = "utf-8"):
-        self.kind, self.tokenizer, self.max_length, self.doc_stride = kind, tokenizer, max_length, doc_stride
+                 max_answer_length: int = 30, n_best: int = 20, encoding: str = "utf-8",
+                 articles: str | None = None, valid_articles: str | None = None):
+        super().__init__(tokenizer)
+        self.kind, self.max_length, self.doc_stride = kind, max_length, doc_stride
         self.max_answer_length, self.n_best, self.encoding = max_answer_length, n_best, encoding
-        self.columns, self.has_header = {}, False  # a SQuAD file has no columns; kept for evaluate's overrides
+        self.articles, self.valid_articles = articles, valid_articles  # which articles of a file to read
 
     @classmethod
-    def from_args(cls, a, tokenizer) -> "QATask":
-        return cls(a.task, tokenizer, a.max_length, 128 if a.doc_stride is None else a.doc_stride,
-                   a.max_answer_length, encoding=a.encoding)
+    def from_args(cls, args, tokenizer) -> "QATask":
+        return cls(args.task, tokenizer, args.max_length, 128 if args.doc_stride is None else args.doc_stride,
+                   args.max_answer_length, encoding=args.encoding, articles=args.articles,
+                   valid_articles=args.valid_articles)
 
     # ---- data ----
-    def read(self, path, need_labels: bool = True) -> list[Question]:
-        return read_squad(path, need_labels, self.encoding)
+    def read(self, path, need_labels: bool = True, training: bool = False) -> list[Question]:
+        """The questions of the file's chosen articles: `articles` for training, `valid_articles` otherwise."""
+        return only_articles(read_squad(path, need_labels, self.encoding),
+                             self.articles if training else self.valid_articles)
+
+    def override(self, flags: dict) -> None:
+        """`evaluate --articles` picks the articles to score."""
+        super().override({**flags, "articles": None})
+        if flags.get("articles"):
+            self.valid_articles = flags["articles"]
 
     def example(self, question: str, context: str) -> Question:
         """One question about one context (`predict --question Q --context C`)."""
         return Question("0", question, context)
-
-    def fit_labels(self, questions) -> None:
-        """Nothing to fit: the targets are positions."""
 
     def featurize(self, questions, source: str = "data", with_labels: bool = True) -> list[dict]:
         """Each question -> windows {"input_ids", "token_type_ids", "start_positions", "end_positions", and for
@@ -206,7 +216,7 @@ class QATask:
         return windows
 
     def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
-                bucket: bool = False, oversample: bool = False):
+                bucket: bool = False):
         """Yield padded batches of windows: (B, T) ids, segments and mask, and (B,) start and end targets."""
         yield from padded_batches(features, batch_size, self.tokenizer.pad_id, seed, epoch, shuffle, bucket,
                                   keys=MODEL_KEYS)
@@ -215,7 +225,7 @@ class QATask:
     def build_model(self, encoder) -> QAModel:
         """A fresh span head, or the saved one when the encoder's checkpoint carries `qa_outputs`."""
         model = QAModel(encoder)
-        load_saved(model.head.out, encoder.head_tensors, "qa_outputs")
+        model.head.load_saved(encoder.head_tensors)
         return model
 
     def loss(self, model, batch) -> tuple[torch.Tensor, float]:
@@ -268,10 +278,5 @@ class QATask:
         return cls(meta["task"], tokenizer, meta["max_length"], meta["doc_stride"], meta["max_answer_length"],
                    meta.get("n_best", 20), meta.get("encoding", "utf-8"))
 
-    def save(self, model: QAModel, folder) -> None:
-        """A Hugging Face `*ForQuestionAnswering` checkpoint: `bert.`-prefixed encoder + `qa_outputs` (2, H)."""
-        family = model.encoder.cfg.model_type
-        arch = {"bert": "BertForQuestionAnswering", "roberta": "RobertaForQuestionAnswering",
-                "distilbert": "DistilBertForQuestionAnswering"}[family]
-        head = {"qa_outputs.weight": model.head.out.weight, "qa_outputs.bias": model.head.out.bias}
-        model.encoder.save_pretrained(folder, head, {"architectures": [arch], "num_labels": 2}, prefix=f"{family}.")
+    def hf_config(self) -> dict:
+        return {"num_labels": 2}

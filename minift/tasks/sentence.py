@@ -14,8 +14,10 @@ The recipe of Devlin et al. (2019, §4.1), as in Hugging Face's `BertForSequence
     regression      C = 1                  loss = mean squared error (z - y)²; predict z
 
 Losses are returned as a sum with the count it is normalised by (examples, or example-labels for multilabel), so
-the training loop can divide by the count of a whole accumulated batch. A saved model folder is a Hugging Face
-`*ForSequenceClassification` checkpoint plus `minift.json`, the settings that reading new data needs.
+the training loop can divide by the count of a whole accumulated batch. `--class-weights balanced` weighs each
+class by n / (C · n_c) (its weight counts in the count), `--oversample` resamples the minority classes up to the
+majority in every training epoch. A saved model folder is a Hugging Face `*ForSequenceClassification` checkpoint
+plus `minift.json`, the settings that reading new data needs.
 """
 from __future__ import annotations
 
@@ -23,10 +25,11 @@ import torch
 from torch import nn
 
 from minift import losses
-from minift.batching import oversampled_indices, padded_batches
-from minift.data import LabelMap, encode_labels, read_table, regression_targets
-from minift.heads import ClassifierHead, load_saved, pool
+from minift.batching import balanced_class_weights, oversampled_indices, padded_batches
+from minift.data import DataError, Example, LabelMap, encode_labels, read_table, regression_targets
+from minift.heads import ClassifierHead, pool
 from minift.metrics import classification_summary, multilabel_summary, regression_summary
+from minift.tasks import Task, label_config, override_columns
 
 MAIN_METRIC = {"classification": "accuracy", "multilabel": "f1_micro", "regression": "pearson"}
 PROBLEM_TYPE = {"classification": "single_label_classification", "multilabel": "multi_label_classification",
@@ -46,29 +49,42 @@ class SentenceModel(nn.Module):
         return self.head(pool(self.encoder, hidden, attention_mask, self.pooling))  # (B, C)
 
 
-class SentenceTask:
+class SentenceTask(Task):
     """Everything the training loop needs to know about a sentence task: data, model, loss, metrics, output."""
+
+    architecture_head = "ForSequenceClassification"
 
     def __init__(self, kind: str, tokenizer, columns: dict, max_length: int = 128, labels: LabelMap | None = None,
                  pooling: str = "pooler", has_header: bool = True, encoding: str = "utf-8",
-                 label_delimiter: str = ","):
+                 label_delimiter: str = ",", balanced: bool = False, oversample: bool = False):
         if kind not in MAIN_METRIC:
             raise ValueError(f"task {kind!r}: expected one of {', '.join(MAIN_METRIC)}")
-        self.kind, self.tokenizer, self.columns, self.max_length = kind, tokenizer, columns, max_length
+        super().__init__(tokenizer)
+        self.kind, self.columns, self.max_length = kind, columns, max_length
         self.labels, self.pooling, self.has_header, self.encoding = labels, pooling, has_header, encoding
-        self.label_delimiter = label_delimiter
-        self.main_metric = MAIN_METRIC[kind]
-        self.class_weights: torch.Tensor | None = None  # set by the loop for --class-weights balanced
+        self.label_delimiter, self.balanced, self.oversample = label_delimiter, balanced, oversample
+        self.main_metric = self.main_metric_of(kind)
+        self.class_weights: torch.Tensor | None = None  # (C,), fitted by fit_loss when `balanced`
 
     @classmethod
-    def from_args(cls, a, tokenizer) -> "SentenceTask":
+    def from_args(cls, args, tokenizer) -> "SentenceTask":
         """The task as `python -m minift.train` flags describe it."""
-        columns = {"text": a.text_col, "label": a.label_col, "text_pair": a.text_pair_col}
-        return cls(a.task, tokenizer, columns, a.max_length, pooling=a.pooling, has_header=not a.no_header,
-                   encoding=a.encoding, label_delimiter=a.label_delimiter)
+        columns = {"text": args.text_col, "label": args.label_col, "text_pair": args.text_pair_col}
+        return cls(args.task, tokenizer, columns, args.max_length, pooling=args.pooling,
+                   has_header=not args.no_header, encoding=args.encoding, label_delimiter=args.label_delimiter,
+                   balanced=args.class_weights == "balanced", oversample=args.oversample)
+
+    @classmethod
+    def main_metric_of(cls, kind: str) -> str:
+        return MAIN_METRIC[kind]
 
     # ---- data ----
-    def read(self, path, need_labels: bool = True):
+    @property
+    def paired(self) -> bool:
+        """Whether the model reads text pairs."""
+        return self.columns.get("text_pair") is not None
+
+    def read(self, path, need_labels: bool = True, training: bool = False):
         """Read a CSV / TSV / JSONL file into Examples with the task's columns."""
         return read_table(path, self.columns["text"], self.columns.get("label") if need_labels else None,
                           self.columns.get("text_pair"), has_header=self.has_header, encoding=self.encoding)
@@ -83,7 +99,7 @@ class SentenceTask:
         """Tokenize (truncating to max_length) and attach label ids / vectors / values."""
         if not examples:
             return []
-        pairs = [e.text_pair for e in examples] if self.columns.get("text_pair") is not None else None
+        pairs = [e.text_pair for e in examples] if self.paired else None
         enc = self.tokenizer([e.text for e in examples], pairs, max_length=self.max_length, return_tensors=None,
                              padding=False)
         features = [{"input_ids": ids, "token_type_ids": types}
@@ -97,10 +113,16 @@ class SentenceTask:
                 f["labels"] = y
         return features
 
+    def fit_loss(self, features) -> None:
+        """With `balanced`: the class weights n / (C · n_c) of the training features."""
+        if self.balanced:
+            counts = [int(f["labels"]) for f in features]
+            self.class_weights = balanced_class_weights(counts, len(self.labels)).float()
+
     def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
-                bucket: bool = False, oversample: bool = False):
+                bucket: bool = False):
         """Yield padded batches: dicts of (B, T) tensors and `labels`."""
-        if oversample and shuffle and self.kind == "classification":  # the resampled epoch, already shuffled
+        if self.oversample and shuffle and self.kind == "classification":  # the resampled epoch, shuffled
             order = oversampled_indices([int(f["labels"]) for f in features], seed, epoch)
             features, shuffle = [features[i] for i in order], False
         yield from padded_batches(features, batch_size, self.tokenizer.pad_id, seed, epoch, shuffle, bucket)
@@ -113,7 +135,7 @@ class SentenceTask:
     def build_model(self, encoder) -> SentenceModel:
         """A fresh head on the encoder, or the saved head when the encoder's checkpoint carries one."""
         model = SentenceModel(encoder, self.num_outputs, self.pooling)
-        load_saved(model.head.out, encoder.head_tensors, "classifier")
+        model.head.load_saved(encoder.head_tensors)
         return model
 
     def loss(self, model, batch) -> tuple[torch.Tensor, float]:
@@ -122,6 +144,8 @@ class SentenceTask:
         y = batch["labels"]
         if self.kind == "classification":
             w = self.class_weights
+            if w is not None and w.device != logits.device:
+                self.class_weights = w = w.to(logits.device)
             total = losses.cross_entropy(logits, y, weight=w, reduction="sum")
             return total, float(w[y].sum()) if w is not None else float(len(y))
         if self.kind == "multilabel":
@@ -146,6 +170,18 @@ class SentenceTask:
 
     def evaluate(self, model, features, batch_size: int = 64, device="cpu") -> dict:
         return self.metrics(self.logits(model, features, batch_size, device), features)
+
+    def example(self, text: str, pair: str | None = None) -> Example:
+        """One text (`predict --text`), and its pair (`--text-pair`) when the model reads pairs."""
+        if self.paired and pair is None:
+            raise DataError("this model reads text pairs: give one --text-pair per --text")
+        return Example(text, pair if self.paired else None)
+
+    def predict(self, model, examples, batch_size: int = 64, device="cpu") -> list[dict]:
+        """`predict`'s rows: the text (and its pair), then `predictions`."""
+        logits = self.logits(model, self.featurize(examples, with_labels=False), batch_size, device)
+        return [{"text": e.text, **({"text_pair": e.text_pair} if self.paired else {}), **row}
+                for e, row in zip(examples, self.predictions(logits))]
 
     def predictions(self, logits: torch.Tensor) -> list[dict]:
         """One JSON-ready dict per row: the label and probabilities, the labels over 0.5, or the value."""
@@ -179,14 +215,10 @@ class SentenceTask:
         return cls(meta["task"], tokenizer, meta["columns"], meta["max_length"], labels, meta["pooling"],
                    meta.get("has_header", True), meta.get("encoding", "utf-8"), meta.get("label_delimiter", ","))
 
-    def save(self, model: SentenceModel, folder) -> None:
-        """A Hugging Face `*ForSequenceClassification` checkpoint: `bert.`-prefixed encoder + `classifier`."""
-        family = model.encoder.cfg.model_type
+    def override(self, flags: dict) -> None:
+        super().override(flags)
+        override_columns(self, flags)
+
+    def hf_config(self) -> dict:
         names = [str(i) for i in range(self.num_outputs)] if self.labels is None else self.labels.names
-        arch = {"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification",
-                "distilbert": "DistilBertForSequenceClassification"}[family]
-        config = {"architectures": [arch], "num_labels": self.num_outputs, "problem_type": PROBLEM_TYPE[self.kind],
-                  "id2label": {str(i): n for i, n in enumerate(names)},
-                  "label2id": {n: i for i, n in enumerate(names)}}
-        head = {"classifier.weight": model.head.out.weight, "classifier.bias": model.head.out.bias}
-        model.encoder.save_pretrained(folder, head, config, prefix=f"{family}.")
+        return {**label_config(names), "problem_type": PROBLEM_TYPE[self.kind]}

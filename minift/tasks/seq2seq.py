@@ -25,8 +25,9 @@ Metrics: corpus BLEU (sacrebleu semantics, 0-100; main metric) and ROUGE-1/2/L/L
 reference of a source: rows with the same source text are one input with several references (E2E repeats each
 meaning representation once per reference). Evaluation decodes greedily (or `beams`); during training at most
 `max_eval_sources` distinct validation sources (0: all), to keep it fast, while a saved model (results.json's final
-scores, `minift.evaluate`) scores every source. Generated tokens are written back as text with
-the case and spacing learned from the training targets (minift/surface.py).
+scores, `minift.evaluate`) scores every source. Generated tokens are written back as text with the case and
+spacing learned from the training targets (truecasing: `fit_truecasing`, which is this task's `fit_labels`;
+minift/surface.py).
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from minift.data import DataError, Example, read_table
 from minift.generate import generate
 from minift.metrics import generation_summary
 from minift.surface import fit_surface, restore
+from minift.tasks import Task, override_columns
 from minift.unilm import Seq2SeqLM
 
 MODEL_KEYS = ("input_ids", "token_type_ids", "labels")  # what a training batch holds
@@ -51,26 +53,29 @@ def pack(source_ids: list, target_ids: list) -> dict:
             "labels": [-100] * (len(source_ids) - 1) + target_ids}
 
 
-class Seq2SeqTask:
+class Seq2SeqTask(Task):
     """Everything the training loop needs to know about generating a target text from a source text."""
 
     kind, main_metric = "seq2seq", "bleu"
+    architecture_head = "ForMaskedLM"
 
     def __init__(self, kind: str, tokenizer, columns: dict, max_length: int = 128, max_target_length: int = 64,
                  beams: int = 1, length_penalty: float = 1.0, max_eval_sources: int = 0, has_header: bool = True,
                  encoding: str = "utf-8", surface: dict | None = None):
-        self.tokenizer, self.columns = tokenizer, columns
-        self.max_length, self.max_target_length = max_length, max_target_length
+        super().__init__(tokenizer)
+        self.columns, self.max_length, self.max_target_length = columns, max_length, max_target_length
         self.beams, self.length_penalty, self.max_eval_sources = beams, length_penalty, max_eval_sources
-        self.has_header, self.encoding, self.surface = has_header, encoding, surface
+        self.has_header, self.encoding = has_header, encoding
+        self.surface = surface  # the truecasing table: how the training targets write each token
 
     @classmethod
-    def from_args(cls, a, tokenizer) -> "Seq2SeqTask":
-        return cls(a.task, tokenizer, {"text": a.source_col, "label": a.target_col}, a.max_length,
-                   a.max_target_length, a.beams, a.length_penalty, a.max_eval_sources, not a.no_header, a.encoding)
+    def from_args(cls, args, tokenizer) -> "Seq2SeqTask":
+        return cls(args.task, tokenizer, {"text": args.source_col, "label": args.target_col}, args.max_length,
+                   args.max_target_length, args.beams, args.length_penalty, args.max_eval_sources,
+                   not args.no_header, args.encoding)
 
     # ---- data ----
-    def read(self, path, need_labels: bool = True) -> list[Example]:
+    def read(self, path, need_labels: bool = True, training: bool = False) -> list[Example]:
         """Rows of (source, target) from a CSV / TSV / JSONL file: `text` is the source, `label` the target."""
         rows = read_table(path, self.columns["text"], self.columns["label"] if need_labels else None,
                           has_header=self.has_header, encoding=self.encoding)
@@ -83,10 +88,12 @@ class Seq2SeqTask:
         """A raw source text (`predict --text`)."""
         return Example(text)
 
-    def fit_labels(self, examples) -> None:
-        """Nothing to label; learn how the training targets write each token (for writing outputs back)."""
+    def fit_truecasing(self, examples) -> None:
+        """Learn how the training targets write each token (case, accents, spacing), to write outputs back."""
         if self.surface is None:
             self.surface = fit_surface(self.tokenizer, [e.label for e in examples])
+
+    fit_labels = fit_truecasing  # the task contract's fit step: seq2seq has no label map, only the truecasing
 
     def featurize(self, examples, source: str = "data", with_labels: bool = True) -> list[dict]:
         """Each row -> {"source_ids" ([CLS] s [SEP], cut to max_length), "source", "target", and with labels the
@@ -104,7 +111,7 @@ class Seq2SeqTask:
         return features
 
     def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
-                bucket: bool = False, oversample: bool = False):
+                bucket: bool = False):
         """Yield padded training batches: (B, T) ids, segments, mask and labels (-100 off the target)."""
         yield from padded_batches(features, batch_size, self.tokenizer.pad_id, seed, epoch, shuffle, bucket,
                                   keys=MODEL_KEYS)
@@ -130,9 +137,9 @@ class Seq2SeqTask:
         """Generated ids -> text, written as the training targets write their tokens (or plainly decoded)."""
         return restore(ids, self.surface, self.tokenizer) if self.surface else self.tokenizer.decode(ids)
 
-    def generate(self, model, sources: list, batch_size: int = 64, device="cpu", beams: int | None = None) -> list:
+    def generate(self, model, sources: list, batch_size: int = 64, beams: int | None = None) -> list:
         """Generated text for each source (token id lists), in order; sources of similar length are batched.
-        Decoding runs where the model's weights are (`device` is there for the loop's common signature)."""
+        Decoding runs where the model's weights are."""
         model.eval()
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
         out = [None] * len(sources)
@@ -151,13 +158,13 @@ class Seq2SeqTask:
         for f in features:
             groups.setdefault(f["source"], (f["source_ids"], []))[1].append(f["target"])
         chosen = list(groups.values())[:self.max_eval_sources or None]
-        hyps = self.generate(model, [ids for ids, _ in chosen], batch_size, device, beams)
+        hyps = self.generate(model, [ids for ids, _ in chosen], batch_size, beams)
         return {**generation_summary(hyps, [refs for _, refs in chosen]), "sources": len(chosen)}
 
     def predict(self, model, examples, batch_size: int = 64, device="cpu") -> list[dict]:
         """`predict`'s rows: {"text": the source, "generated": the output}."""
         features = self.featurize(examples, with_labels=False)
-        texts = self.generate(model, [f["source_ids"] for f in features], batch_size, device)
+        texts = self.generate(model, [f["source_ids"] for f in features], batch_size)
         return [{"text": e.text, "generated": g} for e, g in zip(examples, texts)]
 
     # ---- saving ----
@@ -173,9 +180,10 @@ class Seq2SeqTask:
                    meta["beams"], meta["length_penalty"], 0, meta.get("has_header", True),
                    meta.get("encoding", "utf-8"), meta.get("surface"))
 
-    def save(self, model: Seq2SeqLM, folder) -> None:
-        """A Hugging Face `*ForMaskedLM` checkpoint: `bert.`-prefixed encoder + `cls.predictions.*`."""
-        family = model.encoder.cfg.model_type
-        arch = {"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM", "distilbert": "DistilBertForMaskedLM"}
-        model.encoder.save_pretrained(folder, model.head.hf_tensors(family), {"architectures": [arch[family]]},
-                                      prefix=f"{family}.")
+    def override(self, flags: dict) -> None:
+        """The table's columns and header, and `predict`'s decoding flags (--beams, --length-penalty)."""
+        super().override(flags)
+        override_columns(self, flags)
+        for name in ("beams", "length_penalty"):
+            if flags.get(name) is not None:
+                setattr(self, name, flags[name])

@@ -29,8 +29,9 @@ from torch import nn
 from minift import losses
 from minift.batching import padded_batches
 from minift.data import DataError, LabelMap
-from minift.heads import ClassifierHead, load_saved
+from minift.heads import ClassifierHead
 from minift.metrics import get_entities, tagging_report, tagging_summary
+from minift.tasks import Task, label_config
 
 TAG = re.compile(r"O|[BIES]-\S+")
 MODEL_KEYS = ("input_ids", "token_type_ids", "labels")  # what a batch holds; the rest of a feature is for decoding
@@ -102,25 +103,26 @@ class TaggerModel(nn.Module):
         return self.head(self.encoder(input_ids, attention_mask, token_type_ids))  # (B, T, C)
 
 
-class TaggingTask:
+class TaggingTask(Task):
     """Everything the training loop needs to know about tagging words: data, windows, model, loss, metrics."""
 
     main_metric = "f1"
+    architecture_head = "ForTokenClassification"
 
     def __init__(self, kind: str, tokenizer, max_length: int = 128, labels: LabelMap | None = None,
                  stride: int | None = None, label_all_subtokens: bool = False, encoding: str = "utf-8"):
-        self.kind, self.tokenizer, self.max_length, self.labels = kind, tokenizer, max_length, labels
+        super().__init__(tokenizer)
+        self.kind, self.max_length, self.labels = kind, max_length, labels
         self.stride = max_length // 4 if stride is None else stride
         self.label_all_subtokens, self.encoding = label_all_subtokens, encoding
-        self.columns, self.has_header = {}, False  # no columns in a CoNLL file; kept for evaluate's overrides
 
     @classmethod
-    def from_args(cls, a, tokenizer) -> "TaggingTask":
-        return cls(a.task, tokenizer, a.max_length, stride=a.doc_stride, label_all_subtokens=a.label_all_subtokens,
-                   encoding=a.encoding)
+    def from_args(cls, args, tokenizer) -> "TaggingTask":
+        return cls(args.task, tokenizer, args.max_length, stride=args.doc_stride,
+                   label_all_subtokens=args.label_all_subtokens, encoding=args.encoding)
 
     # ---- data ----
-    def read(self, path, need_labels: bool = True) -> list[Sentence]:
+    def read(self, path, need_labels: bool = True, training: bool = False) -> list[Sentence]:
         return read_conll(path, need_labels, self.encoding)
 
     def example(self, text: str, pair=None) -> Sentence:
@@ -185,7 +187,7 @@ class TaggingTask:
         return out
 
     def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
-                bucket: bool = False, oversample: bool = False):
+                bucket: bool = False):
         """Yield padded batches of windows: (B, T) ids, segments, mask and labels (-100 on padding)."""
         yield from padded_batches(features, batch_size, self.tokenizer.pad_id, seed, epoch, shuffle, bucket,
                                   keys=MODEL_KEYS)
@@ -194,7 +196,7 @@ class TaggingTask:
     def build_model(self, encoder) -> TaggerModel:
         """A fresh per-token head, or the saved one when the encoder's checkpoint carries a `classifier`."""
         model = TaggerModel(encoder, len(self.labels))
-        load_saved(model.head.out, encoder.head_tensors, "classifier")
+        model.head.load_saved(encoder.head_tensors)
         return model
 
     def loss(self, model, batch) -> tuple[torch.Tensor, float]:
@@ -269,16 +271,8 @@ class TaggingTask:
         return cls(meta["task"], tokenizer, meta["max_length"], LabelMap(meta["labels"]), meta["stride"],
                    meta["label_all_subtokens"], meta.get("encoding", "utf-8"))
 
-    def save(self, model: TaggerModel, folder) -> None:
-        """A Hugging Face `*ForTokenClassification` checkpoint: `bert.`-prefixed encoder + `classifier`."""
-        family = model.encoder.cfg.model_type
-        arch = {"bert": "BertForTokenClassification", "roberta": "RobertaForTokenClassification",
-                "distilbert": "DistilBertForTokenClassification"}[family]
-        names = self.labels.names
-        config = {"architectures": [arch], "num_labels": len(names),
-                  "id2label": {str(i): n for i, n in enumerate(names)}, "label2id": {n: i for i, n in enumerate(names)}}
-        head = {"classifier.weight": model.head.out.weight, "classifier.bias": model.head.out.bias}
-        model.encoder.save_pretrained(folder, head, config, prefix=f"{family}.")
+    def hf_config(self) -> dict:
+        return label_config(self.labels.names)
 
 
 def _joined_spans(words: list[str]) -> list[tuple[int, int]]:
