@@ -52,25 +52,25 @@ class StopRequest:
 
 
 @contextlib.contextmanager
-def out_of_memory_advice(a):
+def out_of_memory_advice(args):
     """Turn `torch.OutOfMemoryError` (CUDA's, in training or evaluation) into a user error naming the knobs."""
     try:
         yield
     except torch.OutOfMemoryError as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else "out of memory"
         first_line = ". ".join(first_line.split(". ")[:2])  # "CUDA out of memory. Tried to allocate 20.00 MiB"
-        half, twice = max(a.batch_size // 2, 1), 2 * a.accumulate
-        bf16 = f", or --precision bf16 (now {a.precision})" if a.precision == "fp32" else ""
+        half, twice = max(args.batch_size // 2, 1), 2 * args.accumulate
+        bf16 = f", or --precision bf16 (now {args.precision})" if args.precision == "fp32" else ""
         raise cli.UsageError(
-            f"the device ran out of memory ({first_line}). Use less: a smaller --batch-size (now {a.batch_size}) "
+            f"the device ran out of memory ({first_line}). Use less: a smaller --batch-size (now {args.batch_size}) "
             f"with a larger --accumulate to keep the examples per update (--batch-size {half} --accumulate "
-            f"{twice} for {half * twice}), a shorter --max-length (now {a.max_length}){bf16}") from None
+            f"{twice} for {half * twice}), a shorter --max-length (now {args.max_length}){bf16}") from None
 
 
-def diverged(a, bad_in_row: int, step: int, out) -> cli.TrainingDiverged:
+def diverged(args, bad_in_row: int, step: int, out) -> cli.TrainingDiverged:
     """The error that stops a run after `--max-bad-steps` NaN / inf updates in a row, with what to try."""
     return cli.TrainingDiverged(
         f"{bad_in_row} updates in a row (up to step {step}) had a NaN or infinite loss or gradient norm, so "
-        f"training stopped; the best model so far is in {out}. Try a lower --lr (now {a.lr}), gradient clipping "
-        f"(--max-grad-norm 1.0; now {a.max_grad_norm}), or --precision fp32 (now {a.precision}); --max-bad-steps "
-        f"(now {a.max_bad_steps}) sets how many to tolerate")
+        f"training stopped; the best model so far is in {out}. Try a lower --lr (now {args.lr}), gradient clipping "
+        f"(--max-grad-norm 1.0; now {args.max_grad_norm}), or --precision fp32 (now {args.precision}); --max-bad-steps "
+        f"(now {args.max_bad_steps}) sets how many to tolerate")

@@ -53,6 +53,7 @@ def autocast(precision: str, device: torch.device):
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-def grad_scaler(precision: str, device: torch.device):
-    """A GradScaler for fp16 (dynamic loss scaling), else None."""
-    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """A GradScaler, enabled for fp16 (dynamic loss scaling). Disabled (bf16, fp32) it does nothing: `scale(loss)`
+    is the loss, `unscale_` and `update` return at once, `step(opt)` is `opt.step()`, so the loop has no branch."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

@@ -224,9 +224,12 @@ def test_saved_qa_model_loads_in_transformers_with_same_logits(trained):
 
 
 def test_from_args_reads_the_qa_flags(tiny):
-    a = SimpleNamespace(task="qa", max_length=256, doc_stride=None, max_answer_length=12, encoding="utf-8")
-    task = QATask.from_args(a, tiny["tok"])
+    args = SimpleNamespace(task="qa", max_length=256, doc_stride=None, max_answer_length=12, encoding="utf-8",
+                           articles="0-1", valid_articles="2")
+    task = QATask.from_args(args, tiny["tok"])
     assert (task.max_length, task.doc_stride, task.max_answer_length) == (256, 128, 12)
+    assert [q.article for q in task.read(tiny["data"], training=True)] == [0] * 4 + [1] * 4  # its own articles
+    assert {q.article for q in task.read(tiny["data"])} == {2}
     assert task.example("who?", "bob").context == "bob" and task.fit_labels([]) is None
 
 

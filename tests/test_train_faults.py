@@ -67,7 +67,7 @@ def test_a_second_ctrl_c_quits_at_once(files, tmp_path, monkeypatch):  # noqa: F
 
 
 def test_ctrl_c_while_reading_the_data_quits_at_once(files, tmp_path, monkeypatch, capsys):  # noqa: F811
-    def read_then_ctrl_c(self, path, need_labels=True):
+    def read_then_ctrl_c(self, path, need_labels=True, training=False):
         signal.raise_signal(signal.SIGINT)
     monkeypatch.setattr(SentenceTask, "read", read_then_ctrl_c)
     assert cli.run(train.main, argv(files, tmp_path / "run", "--max-steps", "4"), prog="minift.train") == 130
@@ -117,12 +117,12 @@ def test_a_model_save_killed_midway_leaves_the_previous_model(trained, monkeypat
     before = files_of(out)
     cut_short(monkeypatch, checkpoint)
     with pytest.raises(KeyboardInterrupt):
-        train.save(task, model, task.tokenizer, out)
+        task.save(model, out)
     assert (out / ".saving" / "model.safetensors.tmp").is_file()  # the half-written file, in the temporary folder
     assert files_of(out) == before
     monkeypatch.undo()
     assert same_weights(out, old)  # the old model, whole
-    train.save(task, model, task.tokenizer, out)  # the next save clears the junk and writes the new model
+    task.save(model, out)  # the next save clears the junk and writes the new model
     assert not (out / ".saving").exists() and not (out / ".saved").exists()
     assert same_weights(out, model.state_dict())
 
@@ -139,7 +139,7 @@ def test_a_model_save_killed_between_renames_is_completed_by_the_next_load(train
             raise KeyboardInterrupt
     monkeypatch.setattr(os, "replace", replace_once_then_die)
     with pytest.raises(KeyboardInterrupt):
-        train.save(task, model, task.tokenizer, out)
+        task.save(model, out)
     monkeypatch.undo()
     assert (out / ".saved" / "model.safetensors").is_file()
     assert same_weights(out, model.state_dict())
@@ -154,8 +154,9 @@ def test_a_checkpoint_killed_midway_leaves_the_previous_ones(files, tmp_path, mo
         run_train(files, out, "--max-steps", "4", "--save-every", "1", "--keep-checkpoints", "3")
     monkeypatch.undo()
     names = sorted(p.name for p in (out / "checkpoints").iterdir())
-    assert names == [".step-3.tmp", "step-1", "step-2"]
-    junk = out / "checkpoints" / ".step-3.tmp"
+    assert names == ["step-1", "step-2", "step-3"]
+    junk = out / "checkpoints" / "step-3"  # the uncommitted save: only its temporary folder, half written
+    assert [p.name for p in junk.iterdir()] == [".saving"] and (junk / ".saving" / "optimizer.safetensors").is_file()
     assert cli.run(train.main, argv(files, out, "--max-steps", "4", "--resume", str(junk))) == 2
     assert "no trainer_state.json" in capsys.readouterr().err
     whole = tmp_path / "whole"
