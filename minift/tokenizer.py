@@ -134,6 +134,30 @@ def _as_batch(texts, words: bool) -> list:
     return [texts] if single else list(texts)
 
 
+def _examples(texts, text_pairs, words: bool) -> list:
+    """The B examples of a call: texts, or (text, pair) tuples; refuses an empty batch or unmatched pairs."""
+    batch = _as_batch(texts, words)
+    if text_pairs is not None:
+        pairs = _as_batch(text_pairs, words)
+        if len(pairs) != len(batch):
+            raise ValueError(f"{len(batch)} texts but {len(pairs)} text_pairs: give one pair per text")
+        batch = list(zip(batch, pairs))
+    if not batch:
+        raise ValueError("nothing to tokenize: texts is empty")
+    return batch
+
+
+def _windows(encodings, overflowing: bool) -> tuple[list, list[int]]:
+    """One row per example, or with `overflowing` one per window (the first, then the overflowing ones); and
+    for each row the index of its example."""
+    rows, sample = [], []
+    for i, encoding in enumerate(encodings):
+        windows = [encoding, *encoding.overflowing] if overflowing else [encoding]
+        rows += windows
+        sample += [i] * len(windows)
+    return rows, sample
+
+
 class Tokenizer:
     """Encodes texts, text pairs or pre-split words into padded batches; see `__call__`."""
 
@@ -240,14 +264,7 @@ class Tokenizer:
             raise ValueError(f"truncation={truncation!r}: expected one of {TRUNCATIONS} or None")
         if return_tensors not in ("pt", None):
             raise ValueError(f"return_tensors={return_tensors!r}: expected 'pt' (torch tensors) or None (lists)")
-        batch = _as_batch(texts, is_split_into_words)  # B examples
-        if text_pairs is not None:
-            pairs = _as_batch(text_pairs, is_split_into_words)
-            if len(pairs) != len(batch):
-                raise ValueError(f"{len(batch)} texts but {len(pairs)} text_pairs: give one pair per text")
-            batch = list(zip(batch, pairs))
-        if not batch:
-            raise ValueError("nothing to tokenize: texts is empty")
+        batch = _examples(texts, text_pairs, is_split_into_words)  # B examples, or B (A, B) pairs
         max_length = self.model_max_length if max_length is None else max_length
         self._set_truncation(truncation, max_length, stride, pair=text_pairs is not None)
         try:
@@ -259,12 +276,7 @@ class Tokenizer:
                              f"and stride={stride}: the part that may not be cut leaves too little room "
                              f"({str(e).splitlines()[0]}); raise max_length or lower stride") from None
 
-        # One row per example, or, with return_overflowing, one per window: the first, then the overflowing ones.
-        rows, sample = [], []
-        for i, encoding in enumerate(encodings):
-            windows = [encoding, *encoding.overflowing] if return_overflowing else [encoding]
-            rows += windows
-            sample += [i] * len(windows)
+        rows, sample = _windows(encodings, return_overflowing)
         if padding:
             longest = max(len(row) for row in rows)
             for row in rows:
