@@ -78,7 +78,7 @@ def decode(task, model, device, a, groups: dict, beams: int) -> dict:
         torch.cuda.synchronize()
     start = time.time()
     with precision.autocast(a.precision, device):
-        hyps = task.generate(model, sources, a.decode_batch, device, beams=beams)
+        hyps = task.generate(model, sources, a.decode_batch, beams=beams)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = round(time.time() - start, 2)

@@ -248,11 +248,11 @@ def evaluate_and_keep_best(run: Run, state: LoopState, epoch: float, throughput:
         examples_per_s, tokens_per_s = throughput.rates()
         scores = run.task.evaluate(run.model, run.valid_f, device=run.device)
         with (run.out / "metrics.jsonl").open("a", encoding="utf-8") as log:
-            log.write(json.dumps({
-                "step": state.step, "epoch": round(epoch, 4), "train_loss": state.train_loss,
-                "grad_norm": state.grad_norm, "lr": run.opt.param_groups[0]["lr"],
-                "examples_per_s": round(examples_per_s, 1), "tokens_per_s": round(tokens_per_s, 1),
-                "skipped_steps": state.skipped, "elapsed_s": round(time.time() - run.start, 2), "valid": scores}) + "\n")
+            row = {"step": state.step, "epoch": round(epoch, 4), "train_loss": state.train_loss,
+                   "grad_norm": state.grad_norm, "lr": run.opt.param_groups[0]["lr"],
+                   "examples_per_s": round(examples_per_s, 1), "tokens_per_s": round(tokens_per_s, 1),
+                   "skipped_steps": state.skipped, "elapsed_s": round(time.time() - run.start, 2), "valid": scores}
+            log.write(json.dumps(row) + "\n")
         score = scores[run.task.main_metric]
         finite = all(bool(torch.isfinite(p).all()) for p in run.model.parameters())  # never save a NaN model
         if finite and (state.best_step is None or score > state.best):

@@ -92,7 +92,7 @@ def add_seq2seq_flags(p: argparse.ArgumentParser) -> None:
 
 
 def check_args(args) -> None:
-    args.max_length_is_default = args.max_length is None  # a default may be lowered to fit the model (train.check_length)
+    args.max_length_is_default = args.max_length is None  # a default may be lowered to fit (train.check_length)
     if args.max_length is None:
         args.max_length = 384 if args.task == "qa" else 128
     positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--accumulate": args.accumulate,
