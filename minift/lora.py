@@ -128,7 +128,8 @@ def apply_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float
         for t in targets:
             parent, _, attr = TARGETS[t].rpartition(".")
             owner = layer.get_submodule(parent)
-            setattr(owner, attr, LoRALinear(getattr(owner, attr), r, alpha, dropout))
+            wrapped = LoRALinear(getattr(owner, attr), r, alpha, dropout)
+            setattr(owner, attr, wrapped.train(owner.training))  # a new module trains; keep eval() on
     return model
 
 
