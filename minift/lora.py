@@ -225,7 +225,8 @@ def read_adapter_config(folder) -> dict:
         raise checkpoint.CheckpointError(f"{folder}: no adapter_config.json; is it an adapter folder (--save-adapter)?")
     config = json.loads(path.read_text(encoding="utf-8"))
     unsupported = {"peft_type": "LORA", "bias": "none", "fan_in_fan_out": False, "use_rslora": False,
-                   "use_dora": False, "rank_pattern": {}, "alpha_pattern": {}, "layers_to_transform": None}
+                   "use_dora": False, "lora_bias": False, "rank_pattern": {}, "alpha_pattern": {},
+                   "layers_to_transform": None}
     wrong = [f"{k}={config[k]!r}" for k, v in unsupported.items() if k in config and config[k] not in (v, None)]
     if wrong:
         raise checkpoint.CheckpointError(f"{path}: minift reads plain LoRA adapters only; this one has "
@@ -236,7 +237,7 @@ def read_adapter_config(folder) -> dict:
 def load_adapter(model: nn.Module, folder, head_names: dict[str, str] = HEAD_NAMES) -> nn.Module:
     """Apply LoRA to a plain model as a PEFT adapter folder describes it, and load its A, B and head tensors
     (written by save_adapter or by PEFT's save_pretrained). Every tensor must find its place, and every
-    adapted layer and head its tensors."""
+    adapted layer and head its tensors; on an error the model is left half-built: build it again."""
     config = read_adapter_config(folder)
     tensors = load_file(Path(folder) / "adapter_model.safetensors")
     encoder = _encoder(model)
@@ -261,7 +262,7 @@ def load_adapter(model: nn.Module, folder, head_names: dict[str, str] = HEAD_NAM
         raise checkpoint.CheckpointError(f"{folder}: the adapter has no tensors for the task head "
                                          f"{', '.join(no_head)}; it was saved for another task, or without "
                                          "modules_to_save")
-    paths = {name.split(".", 2)[2].rpartition(".")[0] for name in state}  # attn.query, ...
+    paths = {n.split(".", 2)[2].rpartition(".")[0] for n in state if n.startswith("layers.")}  # attn.query, ...
     apply_lora(model, config["r"], config["lora_alpha"], config.get("lora_dropout", 0.0),
                [t for t, path in TARGETS.items() if path in paths])
     shapes = {n: tuple(p.shape) for n, p in encoder.named_parameters() if n.endswith((".lora_A", ".lora_B"))}

@@ -20,6 +20,7 @@ peft = pytest.importorskip("peft")
 from minift import checkpoint, lora  # noqa: E402
 from minift.config import EncoderConfig  # noqa: E402
 from minift.encoder import Encoder  # noqa: E402
+from minift.freeze import count_parameters  # noqa: E402
 from minift.optim import AdamW, param_groups  # noqa: E402
 from minift.tasks.sentence import SentenceModel  # noqa: E402
 
@@ -181,8 +182,8 @@ def test_fresh_lora_model_equals_base_exactly(base, targets):
 
 
 def test_merge_lora_gives_a_plain_checkpoint(base, tmp_path):
-    """Merged outputs agree with the adapters' within 1e-6 (of the largest output); the state_dict has exactly the base model's keys, and
-    transformers loads the saved encoder and computes the same outputs."""
+    """Merged outputs agree with the adapters' within 1e-6 (of the largest output); the state_dict has exactly the
+    base model's keys, and transformers loads the saved encoder and computes the same outputs."""
     family, folder = base
     ours = randomise(lora.apply_lora(load_ours(family, folder), r=4, alpha=8, targets="all"))
     ids, mask = batch(family)
@@ -274,6 +275,8 @@ def test_forward_and_backward_equal_peft(base, targets):
         layer = theirs.base_model.model.get_submodule(names[name])
         assert close(m.lora_A.grad, layer.lora_A["default"].weight.grad, 1e-5), name
         assert close(m.lora_B.grad, layer.lora_B["default"].weight.grad, 1e-5), name
+    trainable, _ = count_parameters(ours)  # the count the training loop prints
+    assert trainable == theirs.get_nb_trainable_parameters()[0]
     if family == "bert":
         assert close(ours.head.out.weight.grad, theirs.base_model.model.classifier.modules_to_save[
             "default"].weight.grad, 1e-5)
@@ -349,3 +352,7 @@ def test_load_adapter_errors(tmp_path):
     lora.save_adapter(lora.apply_lora(model()), tmp_path / "ad2")
     with pytest.raises(checkpoint.CheckpointError, match=r"unexpected in the checkpoint: layers\.1\."):
         lora.load_adapter(other, tmp_path / "ad2")
+    pooled = peft.get_peft_model(load_hf("bert", tmp_path / "base"), peft.LoraConfig(target_modules=["dense"]))
+    pooled.save_pretrained(tmp_path / "ad3")  # PEFT adapts the pooler too, which apply_lora never does
+    with pytest.raises(checkpoint.CheckpointError, match="unexpected in the checkpoint: pooler.lora_A"):
+        lora.load_adapter(model(), tmp_path / "ad3", head_names={})
