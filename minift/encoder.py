@@ -114,12 +114,18 @@ class SelfAttention(nn.Module):
 
     def project_qkv(self, x):
         """Q, K, V = x W_q, x W_k, x W_v. The fast path stacks the three weights into one (3H, H) matrix:
-        one large matrix product is quicker than three small ones, and the result is the same."""
+        one large matrix product is quicker than three small ones, and the result is the same.
+
+        A wrapped projection (minift.lora.LoRALinear) has its frozen linear layer as `base` and an
+        `adapt(y, x)` that adds its own term to y = base(x): the fast path stacks the bases and then adapts."""
+        mods = (self.query, self.key, self.value)
         if not self.fast:
-            return self.query(x), self.key(x), self.value(x)
-        w = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
-        b = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
-        return F.linear(x, w, b).chunk(3, dim=-1)
+            return tuple(m(x) for m in mods)
+        linears = [getattr(m, "base", m) for m in mods]
+        w = torch.cat([m.weight for m in linears])  # (3H, H)
+        b = torch.cat([m.bias for m in linears])  # (3H,)
+        qkv = F.linear(x, w, b).chunk(3, dim=-1)
+        return tuple(m.adapt(y, x) if hasattr(m, "adapt") else y for m, y in zip(mods, qkv))
 
     def attend(self, q, k, v, mask=None, past=None):
         """softmax(Q Kᵀ / √d + mask) V for every head: q, k, v (B, T, H) -> ((B, T, H), the (k, v) to cache).

@@ -32,3 +32,13 @@ def minilm_hub(monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(HF_CACHE))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return MINILM
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): tensors as small as
+    the tiny test models' gain nothing from threads, and on a busy machine their spin-waits cost a second a step."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

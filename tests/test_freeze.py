@@ -28,13 +28,7 @@ class TinyTask(nn.Module):
         return self.head(pooled)  # (B, 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tensors this small gain nothing from threads, and on a busy machine their spin-waits cost a second a step."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 torch.manual_seed(0)

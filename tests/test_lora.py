@@ -1,0 +1,358 @@
+"""minift.lora against its formula and against PEFT (the de-facto reference, a test-only oracle).
+
+LoRALinear equals x (W + (α/r)·B·A)ᵀ + b on drawn shapes; a fresh LoRA model equals its base bit for bit; merging
+changes outputs by rounding only and gives back a plain checkpoint; gradients reach only A, B and the head; and on
+tiny random BERT (with a classification head), RoBERTa and DistilBERT models, minift's forward, backward and
+adapter files agree with PEFT's LoraModel, both ways."""
+import copy
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+from minift import checkpoint, lora  # noqa: E402
+from minift.config import EncoderConfig  # noqa: E402
+from minift.encoder import Encoder  # noqa: E402
+from minift.freeze import count_parameters  # noqa: E402
+from minift.optim import AdamW, param_groups  # noqa: E402
+from minift.tasks.sentence import SentenceModel  # noqa: E402
+
+VOCAB, MAXPOS, LABELS = 101, 40, 3
+TINY = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+            max_position_embeddings=MAXPOS)
+# family -> (the transformers model, whether it carries a classification head that minift's SentenceModel
+# computes alike). RoBERTa's and DistilBERT's classification heads are not one linear layer, so their encoders
+# are compared bare.
+FAMILIES = {
+    "bert": lambda: transformers.BertForSequenceClassification(transformers.BertConfig(**TINY, num_labels=LABELS)),
+    "roberta": lambda: transformers.RobertaModel(transformers.RobertaConfig(**{**TINY, "type_vocab_size": 1},
+                                                                            pad_token_id=1)),
+    "distilbert": lambda: transformers.DistilBertModel(transformers.DistilBertConfig(
+        vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=48, max_position_embeddings=MAXPOS)),
+}
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def base(request, tmp_path_factory):
+    """(family, folder of a tiny random transformers model saved with save_pretrained)."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp(request.param)
+    FAMILIES[request.param]().save_pretrained(folder)
+    return request.param, folder
+
+
+def load_hf(family, folder):
+    cls = {"bert": transformers.BertForSequenceClassification, "roberta": transformers.RobertaModel,
+           "distilbert": transformers.DistilBertModel}[family]
+    return cls.from_pretrained(folder).eval()
+
+
+def load_ours(family, folder):
+    """The same weights in minift: a SentenceModel with the checkpoint's classifier (BERT), or a bare Encoder."""
+    encoder = Encoder.from_pretrained(folder)
+    if family != "bert":
+        return encoder.eval()
+    model = SentenceModel(encoder, LABELS)
+    model.head.out.load_state_dict({k.removeprefix("classifier."): t for k, t in encoder.head_tensors.items()})
+    return model.eval()
+
+
+def head_names(family):
+    return lora.HEAD_NAMES if family == "bert" else {}
+
+
+def batch(family, seed=0, B=3, T=11):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, VOCAB, (B, T), generator=g)
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[1, 7:], mask[2, 4:] = 0, 0  # padding, so the packed fast path runs
+    return ids.masked_fill(mask == 0, 1 if family == "roberta" else 0), mask
+
+
+def out_hf(family, model, ids, mask):
+    out = model(input_ids=ids, attention_mask=mask)
+    return out.logits if family == "bert" else out.last_hidden_state * mask[..., None]
+
+
+def out_ours(family, model, ids, mask):
+    out = model(ids, mask)
+    return out if family == "bert" else out * mask[..., None]  # padded positions mean nothing in either
+
+
+def close(got, ref, rel):
+    """|got - ref| <= rel · max|ref|: float32 rounding grows with the size of the numbers."""
+    return (got - ref).abs().max() <= rel * ref.abs().max()
+
+
+def randomise(model, seed=1):
+    """Non-zero B (and a fresh A) in every adapted layer, so that the adapters change the outputs: (α/r)·B·A then
+    has entries up to ~0.3, over ten times the N(0, 0.02) weights' (a larger update makes float32 rounding, not
+    the formula, the limit of the merge comparison)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in lora.lora_modules(model).values():
+            m.lora_A.copy_(torch.randn(m.lora_A.shape, generator=g) * 0.1)
+            m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * 0.1)
+    return model
+
+
+def peft_lora_layers(peft_model):
+    """Names (without PEFT's base_model.model.) of the modules PEFT put a LoRA adapter on."""
+    return {n.removeprefix(lora.PEFT_PREFIX) for n, m in peft_model.named_modules()
+            if isinstance(m, peft.tuners.lora.LoraLayer)}
+
+
+def hf_names(family, model):
+    """Where transformers keeps each minift adapted layer, by minift's name table (tested in test_checkpoint)."""
+    prefix = checkpoint.MODEL_PREFIX[family] if family == "bert" else ""
+    return {name: prefix + checkpoint.rename(name + ".weight", family, reverse=True).removesuffix(".weight")
+            for name in lora.lora_modules(model)}
+
+
+# ---- LoRALinear: the formula ----
+@settings(deadline=None, max_examples=60)
+@given(d_in=st.integers(1, 12), d_out=st.integers(1, 12), r=st.integers(1, 16),
+       alpha=st.one_of(st.sampled_from([0.0, 1.0]), st.floats(-64, 64)), lead=st.lists(st.integers(1, 3), max_size=3),
+       p=st.sampled_from([0.0, 0.5]), bias=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_lora_linear_is_the_formula(d_in, d_out, r, alpha, lead, p, bias, seed):
+    """forward = x (W + (α/r)·B·A)ᵀ + b (train mode: dropout on the adapter's input only); merge gives the same
+    W' and unmerge gives W back. Catches a missing or inverted scale, swapped A/B, dropout on the base path."""
+    g = torch.Generator().manual_seed(seed)
+    base = nn.Linear(d_in, d_out, bias=bias).double()
+    layer = lora.LoRALinear(base, r, alpha, p).train()
+    with torch.no_grad():
+        for t in (base.weight, layer.lora_A, layer.lora_B) + ((base.bias,) if bias else ()):
+            t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float64))
+    W, A, B, s = base.weight.detach().clone(), layer.lora_A.detach(), layer.lora_B.detach(), alpha / r
+    b = base.bias.detach() if bias else torch.zeros(d_out, dtype=torch.float64)
+    x = torch.randn(*lead, d_in, generator=g, dtype=torch.float64)
+    torch.manual_seed(seed)
+    got = layer(x)
+    torch.manual_seed(seed)
+    xd = F.dropout(x, p)  # the same mask: the base layer draws no random numbers
+    assert torch.allclose(got, x @ W.T + b + s * (xd @ (B @ A).T), rtol=1e-10, atol=1e-10)
+    layer.eval().merge()
+    assert layer.merged and torch.allclose(base.weight, W + s * B @ A, rtol=1e-12, atol=1e-10)
+    assert torch.allclose(layer(x), x @ (W + s * B @ A).T + b, rtol=1e-10, atol=1e-10)
+    layer.merge()  # twice is once
+    layer.unmerge()
+    assert not layer.merged and torch.allclose(base.weight, W, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("d_in, d_out, r", [(32, 48, 8), (7, 3, 1)])
+def test_lora_linear_initialisation(d_in, d_out, r):
+    """A as nn.Linear(in, r) draws its weight (PEFT: kaiming_uniform_, a=√5), B zeros, the base frozen."""
+    torch.manual_seed(5)
+    oracle = nn.Linear(d_in, r, bias=False).weight
+    base = nn.Linear(d_in, d_out)
+    torch.manual_seed(5)
+    layer = lora.LoRALinear(base, r, alpha=16)
+    assert torch.equal(layer.lora_A, oracle) and layer.lora_A.shape == (r, d_in)
+    assert torch.equal(layer.lora_B, torch.zeros(d_out, r))
+    assert not any(p.requires_grad for p in base.parameters()) and layer.scaling == 16 / r
+    with pytest.raises(ValueError, match="rank"):
+        lora.LoRALinear(nn.Linear(4, 4), 0, 8)
+
+
+# ---- applying, merging, what trains ----
+@pytest.mark.parametrize("targets", ["query,value", "all"])
+def test_fresh_lora_model_equals_base_exactly(base, targets):
+    """B = 0: every output is bit for bit the base model's, on the fast (stacked, packed) and reference paths."""
+    family, folder = base
+    ours = load_ours(family, folder)
+    ids, mask = batch(family)
+    with torch.no_grad():
+        before = out_ours(family, ours, ids, mask)
+        lora.apply_lora(ours, r=4, alpha=8, dropout=0.1, targets=targets)
+        assert torch.equal(out_ours(family, ours, ids, mask), before)
+        enc = lora._encoder(ours).use_reference_attention()
+        ref = out_ours(family, ours, ids, mask)
+        enc.use_reference_attention(False)
+    assert (ref - before).abs().max() < 1e-5  # the two attention paths agree, as test_encoder proves
+
+
+def test_merge_lora_gives_a_plain_checkpoint(base, tmp_path):
+    """Merged outputs agree with the adapters' within 1e-6 (of the largest output); the state_dict has exactly the
+    base model's keys, and transformers loads the saved encoder and computes the same outputs."""
+    family, folder = base
+    ours = randomise(lora.apply_lora(load_ours(family, folder), r=4, alpha=8, targets="all"))
+    ids, mask = batch(family)
+    with torch.no_grad():
+        adapted = out_ours(family, ours, ids, mask)
+        for m in lora.lora_modules(ours).values():
+            m.merge()
+        assert close(out_ours(family, ours, ids, mask), adapted, 1e-6)
+        for m in lora.lora_modules(ours).values():
+            m.unmerge()
+        assert close(out_ours(family, ours, ids, mask), adapted, 1e-6)
+        merged = lora.merge_lora(ours)
+        assert not lora.lora_modules(merged)
+        assert merged.state_dict().keys() == load_ours(family, folder).state_dict().keys()
+        assert close(out_ours(family, merged, ids, mask), adapted, 1e-6)
+    encoder = lora._encoder(merged)
+    encoder.save_pretrained(tmp_path)
+    bare = {"bert": transformers.BertModel, "roberta": transformers.RobertaModel,
+            "distilbert": transformers.DistilBertModel}[family]
+    with torch.no_grad():
+        hidden = bare.from_pretrained(tmp_path).eval()(input_ids=ids, attention_mask=mask).last_hidden_state
+        assert ((hidden - encoder(ids, mask)) * mask[..., None]).abs().max() <= 1e-5
+
+
+def test_gradients_reach_only_adapters_and_head(base):
+    """After apply_lora, backward fills the grads of A, B (of the chosen layers) and the head, nothing else; one
+    AdamW step with weight decay leaves every other parameter bit for bit."""
+    family, folder = base
+    model = randomise(lora.apply_lora(load_ours(family, folder).train(), r=2, alpha=4, dropout=0.1,
+                                      targets="key,output"))
+    ids, mask = batch(family)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = AdamW(param_groups(model, 1e-2, 0.1), lr=1e-2)
+    out_ours(family, model, ids, mask).square().sum().backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+    prefix = "encoder." if family == "bert" else ""
+    adapters = {f"{prefix}layers.{i}.{path}.lora_{x}" for i in range(2) for path in ("attn.key", "ffn.down")
+                for x in "AB"}
+    head = {"head.out.weight", "head.out.bias"} if family == "bert" else set()
+    assert with_grad == adapters | head
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == adapters | head
+    opt.step()
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]) == (n not in with_grad), n
+
+
+def test_apply_lora_errors():
+    encoder = Encoder(EncoderConfig(vocab_size=20, hidden_size=8, num_layers=1, num_heads=2, intermediate_size=8,
+                                    max_positions=8))
+    with pytest.raises(ValueError, match="unknown attn.q.*choose from query, key, value, attention.output"):
+        lora.apply_lora(encoder, targets="query,attn.q")
+    with pytest.raises(ValueError, match="none given"):
+        lora.parse_targets(" , ")
+    assert lora.parse_targets("Value, query") == ("query", "value")  # order and case do not matter
+    lora.apply_lora(encoder)
+    with pytest.raises(ValueError, match="already has LoRA"):
+        lora.apply_lora(encoder)
+
+
+# ---- PEFT: the same computation, the same files ----
+def peft_model(family, folder, targets):
+    """PEFT's LoraModel on the transformers model, adapting the layers minift adapted for `targets`."""
+    ours = lora.apply_lora(load_ours(family, folder), r=4, alpha=8, targets=targets)
+    config = peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, task_type="SEQ_CLS" if family == "bert" else None,
+                             target_modules=lora.peft_target_modules(lora._encoder(ours)))
+    theirs = peft.get_peft_model(load_hf(family, folder), config).eval()
+    assert peft_lora_layers(theirs) == set(hf_names(family, ours).values())  # the same layers, no more
+    return randomise(ours), theirs
+
+
+@pytest.mark.parametrize("targets", ["query,value", "output", "all"])
+def test_forward_and_backward_equal_peft(base, targets):
+    """With the same A and B, PEFT's logits (hidden states) and gradients of A, B and the head equal minift's."""
+    family, folder = base
+    ours, theirs = peft_model(family, folder, targets)
+    names = hf_names(family, ours)
+    with torch.no_grad():
+        for name, m in lora.lora_modules(ours).items():
+            layer = theirs.base_model.model.get_submodule(names[name])
+            layer.lora_A["default"].weight.copy_(m.lora_A)
+            layer.lora_B["default"].weight.copy_(m.lora_B)
+    ids, mask = batch(family, seed=3)
+    weights = torch.randn(out_ours(family, ours, ids, mask).shape, generator=torch.Generator().manual_seed(4))
+    got, ref = out_ours(family, ours, ids, mask), out_hf(family, theirs, ids, mask)
+    assert (got - ref).abs().max() <= 1e-5
+    (got * weights).sum().backward()
+    (ref * weights).sum().backward()
+    for name, m in lora.lora_modules(ours).items():
+        layer = theirs.base_model.model.get_submodule(names[name])
+        assert close(m.lora_A.grad, layer.lora_A["default"].weight.grad, 1e-5), name
+        assert close(m.lora_B.grad, layer.lora_B["default"].weight.grad, 1e-5), name
+    trainable, _ = count_parameters(ours)  # the count the training loop prints
+    assert trainable == theirs.get_nb_trainable_parameters()[0]
+    if family == "bert":
+        assert close(ours.head.out.weight.grad, theirs.base_model.model.classifier.modules_to_save[
+            "default"].weight.grad, 1e-5)
+
+
+def test_distilbert_targets_are_its_own_names(tmp_path):
+    """PEFT must be told DistilBERT's names (q_lin, v_lin), not BERT's."""
+    torch.manual_seed(0)
+    FAMILIES["distilbert"]().save_pretrained(tmp_path)
+    encoder = lora.apply_lora(Encoder.from_pretrained(tmp_path))
+    assert lora.peft_target_modules(encoder) == ["q_lin", "v_lin"]
+
+
+@pytest.mark.parametrize("targets", ["query,value", "output"])
+def test_saved_adapter_loads_in_peft(base, targets, tmp_path):
+    """save_adapter's folder, through peft.PeftModel.from_pretrained on the base transformers model: the same
+    outputs as minift's, the same layers adapted; minift's load_adapter reads it back to the same outputs."""
+    family, folder = base
+    ours = randomise(lora.apply_lora(load_ours(family, folder), r=4, alpha=8, dropout=0.1, targets=targets))
+    if family == "bert":
+        nn.init.normal_(ours.head.out.weight)  # a trained head differs from the checkpoint's
+    lora.save_adapter(ours, tmp_path, str(folder), "SEQ_CLS" if family == "bert" else "FEATURE_EXTRACTION",
+                      head_names(family))
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["lora_alpha"] == 8 and config["lora_dropout"] == 0.1
+    assert config["modules_to_save"] == (["classifier"] if family == "bert" else None)
+    theirs = peft.PeftModel.from_pretrained(load_hf(family, folder), tmp_path).eval()
+    assert peft_lora_layers(theirs) == set(hf_names(family, ours).values())
+    ids, mask = batch(family, seed=5)
+    with torch.no_grad():
+        got = out_ours(family, ours, ids, mask)
+        assert (got - out_hf(family, theirs, ids, mask)).abs().max() <= 1e-5
+        again = lora.load_adapter(load_ours(family, folder), tmp_path, head_names(family)).eval()
+        assert torch.equal(out_ours(family, again, ids, mask), got)
+
+
+def test_load_adapter_reads_peft_files(base, tmp_path):
+    """An adapter PEFT trained and saved (save_pretrained) gives in minift the outputs it gives in PEFT."""
+    family, folder = base
+    torch.manual_seed(7)
+    # "output.dense" also ends attention.output.dense: PEFT adapts both (not BERT's pooler.dense)
+    targets = ["query", "value", "output.dense"] if family != "distilbert" else ["q_lin", "v_lin", "out_lin", "lin2"]
+    config = peft.LoraConfig(r=3, lora_alpha=6, target_modules=targets,
+                             task_type="SEQ_CLS" if family == "bert" else None)
+    theirs = peft.get_peft_model(load_hf(family, folder), config).eval()
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            if p.requires_grad:  # lora_A, lora_B, and the classifier PEFT trains
+                p.add_(torch.randn_like(p) * 0.3)
+    theirs.save_pretrained(tmp_path)
+    ours = lora.load_adapter(load_ours(family, folder), tmp_path, head_names(family)).eval()
+    assert set(hf_names(family, ours).values()) == peft_lora_layers(theirs)
+    ids, mask = batch(family, seed=6)
+    with torch.no_grad():
+        assert (out_ours(family, ours, ids, mask) - out_hf(family, theirs, ids, mask)).abs().max() <= 1e-5
+
+
+def test_load_adapter_errors(tmp_path):
+    torch.manual_seed(0)
+    FAMILIES["bert"]().save_pretrained(tmp_path / "base")
+    model = lambda: load_ours("bert", tmp_path / "base")  # noqa: E731
+    with pytest.raises(checkpoint.CheckpointError, match="no adapter_config.json"):
+        lora.load_adapter(model(), tmp_path / "base")
+    lora.save_adapter(lora.apply_lora(model()), tmp_path / "ad", head_names={})  # no head saved
+    with pytest.raises(checkpoint.CheckpointError, match="no tensors for the task head classifier"):
+        lora.load_adapter(model(), tmp_path / "ad")
+    config = json.loads((tmp_path / "ad" / "adapter_config.json").read_text())
+    (tmp_path / "ad" / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
+    with pytest.raises(checkpoint.CheckpointError, match="plain LoRA adapters only; this one has use_dora=True"):
+        lora.load_adapter(model(), tmp_path / "ad", head_names={})
+    other = copy.deepcopy(load_ours("bert", tmp_path / "base"))
+    other.encoder.layers = other.encoder.layers[:1]  # a one-layer model: layer 1's tensors fit nowhere
+    lora.save_adapter(lora.apply_lora(model()), tmp_path / "ad2")
+    with pytest.raises(checkpoint.CheckpointError, match=r"unexpected in the checkpoint: layers\.1\."):
+        lora.load_adapter(other, tmp_path / "ad2")
+    pooled = peft.get_peft_model(load_hf("bert", tmp_path / "base"), peft.LoraConfig(target_modules=["dense"]))
+    pooled.save_pretrained(tmp_path / "ad3")  # PEFT adapts the pooler too, which apply_lora never does
+    with pytest.raises(checkpoint.CheckpointError, match="unexpected in the checkpoint: pooler.lora_A"):
+        lora.load_adapter(model(), tmp_path / "ad3", head_names={})
