@@ -14,8 +14,8 @@ batches as the run it resumes.
 
 References: length-bucketed batches, AllenNLP's BucketIterator and Hugging Face's `group_by_length`;
 random over- and undersampling, imbalanced-learn's RandomOverSampler and RandomUnderSampler; "balanced" class
-weights, scikit-learn's compute_class_weight (King & Zeng 2001); labels padded with -100, the `ignore_index` of the losses
-(PyTorch's cross_entropy and minift/losses.py).
+weights, scikit-learn's compute_class_weight (King & Zeng 2001); labels padded with -100, the `ignore_index` of
+the losses (PyTorch's cross_entropy and minift/losses.py).
 """
 import numpy as np
 import torch

@@ -67,8 +67,9 @@ def test_report_equals_sklearn_dict_and_text(case, zero_division, named, digits)
 
 
 @settings(deadline=None, max_examples=100)
-@given(data=st.data(), n=st.integers(1, 20), k=st.integers(2, 5), zero_division=ZERO_DIVISION)  # sklearn reads k = 1 as binary
+@given(data=st.data(), n=st.integers(1, 20), k=st.integers(2, 5), zero_division=ZERO_DIVISION)  # k = 1: binary
 def test_multilabel_report_equals_sklearn(data, n, k, zero_division):
+    """k >= 2 labels: sklearn reads a one-column matrix as binary labels, minift as one multi-label column."""
     y_true = data.draw(hnp.arrays(np.int64, (n, k), elements=st.integers(0, 1)))
     y_pred = data.draw(hnp.arrays(np.int64, (n, k), elements=st.integers(0, 1)))
     ours, theirs = both(y_true, y_pred, zero_division=zero_division)
