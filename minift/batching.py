@@ -8,13 +8,14 @@ batches as the run it resumes.
     length_bucketed_batches  similar lengths together, so a batch pads to little more than its own tokens
     epoch_batches            one of the two above (training), or file order (evaluation)
     oversampled_indices      each smaller class repeated at random until every class has n_max examples
+    undersampled_indices     n_min examples drawn from each class, afresh each epoch
     balanced_class_weights   w_c = n / (C * n_c), a loss weight per class instead of resampling
     pad_batch, collate       right-pad lists to the longest in the batch (not to a global max_length)
 
 References: length-bucketed batches, AllenNLP's BucketIterator and Hugging Face's `group_by_length`;
-random oversampling, imbalanced-learn's RandomOverSampler; "balanced" class weights, scikit-learn's
-compute_class_weight (King & Zeng 2001); labels padded with -100, the `ignore_index` of the losses
-(PyTorch's cross_entropy and minift/losses.py).
+random over- and undersampling, imbalanced-learn's RandomOverSampler and RandomUnderSampler; "balanced" class
+weights, scikit-learn's compute_class_weight (King & Zeng 2001); labels padded with -100, the `ignore_index` of
+the losses (PyTorch's cross_entropy and minift/losses.py).
 """
 import numpy as np
 import torch
@@ -55,16 +56,33 @@ def epoch_batches(lengths, batch_size, seed=0, epoch=0, shuffle=False, bucket=Fa
     return _cut(list(range(len(lengths))), batch_size)
 
 
+def _by_class(labels):
+    """{label: [its indices]}, classes in order of first appearance."""
+    by_class = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    return by_class
+
+
 def oversampled_indices(labels, seed, epoch):
     """Every index once, plus repeats drawn at random (with replacement) from each smaller class until every
     class has as many as the largest one, all shuffled: one epoch's order, to be cut into batches in turn."""
-    rng, by_class = _rng(seed, epoch), {}
-    for i, label in enumerate(labels):  # {label: [its indices]}, classes in order of first appearance
-        by_class.setdefault(label, []).append(i)
+    rng, by_class = _rng(seed, epoch), _by_class(labels)
     most = max(map(len, by_class.values()), default=0)
     out = []
     for idx in by_class.values():
         out += idx + rng.choice(idx, most - len(idx), replace=True).tolist()
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def undersampled_indices(labels, seed, epoch):
+    """From each class, as many indices as the smallest class has, drawn at random without replacement and
+    afresh each epoch (so over the epochs every row of a large class gets its turn), all shuffled."""
+    rng, by_class = _rng(seed, epoch), _by_class(labels)
+    fewest = min(map(len, by_class.values()), default=0)
+    out = []
+    for idx in by_class.values():
+        out += rng.choice(idx, fewest, replace=False).tolist()
     return [out[i] for i in rng.permutation(len(out))]
 
 

@@ -159,3 +159,91 @@ def mse(pred, target, reduction="mean"):
         raise ValueError(f"pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}; "
                          "squeeze a (N, 1) regression head to (N,) first")
     return _reduce((pred - target) ** 2, reduction)
+
+
+# --- Focal losses and the L1 / L2 penalties ------------------------------------------------------
+# Focal loss: Lin et al. 2017, "Focal Loss for Dense Object Detection", eq. 5; the sigmoid form is
+# torchvision.ops.sigmoid_focal_loss (tests check both, values and gradients).
+#
+#     FL = -alpha_t (1 - p_t)^gamma log p_t
+#
+# p_t is the probability of the true class (softmax) or of the true side of each label (sigmoid):
+# confident, correct examples (p_t near 1) are down-weighted by (1 - p_t)^gamma; gamma = 0 is
+# cross-entropy.  The means divide by the number of rows (softmax) or elements (sigmoid), alpha or not.
+
+
+def _focal_weight(one_minus_pt: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(1 - p_t)^gamma, with a finite gradient where 1 - p_t = 0 (a saturated logit).
+
+    d/db b^gamma = gamma b^(gamma - 1) is infinite at b = 0 for 0 < gamma < 1, and inf * 0 = nan in the chain
+    rule; the loss's true derivative there is 0.  So b = 0 takes the constant 0^gamma (1 if gamma = 0, else 0)
+    and a safe base 1 inside the power, whose gradient then never reaches the logits.
+    """
+    positive = one_minus_pt > 0
+    safe = torch.where(positive, one_minus_pt, torch.ones_like(one_minus_pt))
+    return torch.where(positive, safe**gamma, torch.full_like(safe, 0.0**gamma))
+
+
+def focal_loss(logits, target, gamma=2.0, alpha=None, reduction="mean"):
+    """Softmax focal loss of ``logits`` (N, C) against class indices ``target`` (N,) (int64).
+
+    L_i = -alpha_{y_i} (1 - p_{i,y_i})^gamma log p_{i,y_i},  log p = log_softmax(logits),
+    1 - p_t computed as -expm1(log p_t) (no cancellation near p_t = 1).  ``alpha``: None (1 for every
+    class), a float (the same factor for all) or a (C,) tensor of per-class factors.  ``gamma >= 0``.
+    """
+    logits = _check_float("logits", logits)
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    if logits.dim() != 2 or target.shape != logits.shape[:1]:
+        raise ValueError(f"expected logits (N, C) and target (N,), got {tuple(logits.shape)} and "
+                         f"{tuple(target.shape)}")
+    if target.dtype != torch.int64:
+        raise TypeError(f"class-index targets must be int64, got {target.dtype}")
+    C = logits.shape[1]
+    if ((target < 0) | (target >= C)).any():
+        raise IndexError(f"a target is out of bounds for {C} classes: {target.tolist()}")
+    logp_t = log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1)   # (N,)
+    loss = -_focal_weight(-torch.expm1(logp_t), gamma) * logp_t                  # (N,)
+    if alpha is not None:
+        alpha = torch.as_tensor(alpha, dtype=logits.dtype, device=logits.device)
+        if alpha.dim() == 1 and alpha.shape != (C,):
+            raise ValueError(f"alpha must be a float or have shape ({C},), got {tuple(alpha.shape)}")
+        loss = (alpha[target] if alpha.dim() == 1 else alpha) * loss
+    return _reduce(loss, reduction)
+
+
+def sigmoid_focal_loss(logits, target, gamma=2.0, alpha=None, reduction="mean"):
+    """Sigmoid focal loss for binary or multi-label logits; ``target`` (same shape) in [0, 1].
+
+    L = alpha_t (1 - p_t)^gamma BCE(x, t),  p = sigmoid(x),  p_t = p t + (1 - p)(1 - t),
+    alpha_t = alpha t + (1 - alpha)(1 - t), BCE the stable ``binary_cross_entropy_with_logits``.
+    1 - p_t is written p (1 - t) + (1 - p) t with 1 - p = sigmoid(-x), exact for large |x|.
+    ``alpha`` None leaves both sides unweighted (torchvision's default is alpha = 0.25, gamma = 2).
+    """
+    logits, target = _check_float("logits", logits), _check_float("target", target)
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    if alpha is not None and not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1] or be None, got {alpha}")
+    ce = binary_cross_entropy_with_logits(logits, target, reduction="none")  # checks the shapes
+    one_minus_pt = torch.sigmoid(logits) * (1 - target) + torch.sigmoid(-logits) * target
+    loss = _focal_weight(one_minus_pt, gamma) * ce
+    if alpha is not None:
+        loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
+    return _reduce(loss, reduction)
+
+
+def l2_penalty(params) -> torch.Tensor:
+    """sum_w w^2 over every element of every tensor in ``params`` (a list); 0 for an empty list.
+
+    Added to the loss as lambda * l2_penalty(...), it is the classic coupled L2 penalty: its gradient
+    2 lambda w enters the optimizer's moments, unlike AdamW's decoupled weight decay (see optim.py).
+    Pick the tensors with ``optim.decayed_params(model)`` (no biases, no LayerNorm, like weight decay).
+    """
+    return sum((_check_float("parameter", p) ** 2).sum() for p in params) if params else torch.tensor(0.0)
+
+
+def l1_penalty(params) -> torch.Tensor:
+    """sum_w |w| over every element of every tensor in ``params`` (a list); 0 for an empty list.
+    Its gradient is sign(w) (0 at w = 0, as torch's abs): it pushes weights to exactly 0 (sparsity)."""
+    return sum(_check_float("parameter", p).abs().sum() for p in params) if params else torch.tensor(0.0)

@@ -1,9 +1,12 @@
-"""AdamW, parameter groups with layer-wise learning-rate decay, and learning-rate schedules.
+"""AdamW, Adam and SGD, parameter groups with layer-wise learning-rate decay, and learning-rate schedules.
 
 References:
 - AdamW: Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019 (Algorithm 2),
   with the bias correction of Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
-  `AdamW` below takes the same steps as `torch.optim.AdamW` (tests/test_optim.py checks it).
+  `AdamW` below takes the same steps as `torch.optim.AdamW` (tests/test_optim.py checks it); `Adam` and `SGD`
+  those of `torch.optim.Adam` and `torch.optim.SGD` (tests/test_optim_more.py).
+- SGD with momentum: Sutskever et al., "On the importance of initialization and momentum in deep learning",
+  ICML 2013 (Polyak's heavy ball and Nesterov's accelerated gradient, as torch.optim.SGD writes them).
 - No weight decay on biases and LayerNorm weights: Devlin et al., "BERT", 2019 (the original code).
 - Layer-wise learning-rate decay: Clark et al., "ELECTRA", ICLR 2020, appendix A;
   Sun et al., "How to Fine-Tune BERT for Text Classification?", 2019, section 5.4.2.
@@ -27,6 +30,14 @@ import torch
 # ----------------------------------------------------------------------------------------------
 # AdamW
 # ----------------------------------------------------------------------------------------------
+
+
+def _run_closure(closure):
+    """closure() with autograd on (it recomputes the loss and calls backward, as torch.optim allows), or None."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
 
 
 class AdamW(torch.optim.Optimizer):
@@ -63,10 +74,7 @@ class AdamW(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One AdamW update of every parameter that has a gradient; returns closure() if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _run_closure(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             for p in params:
@@ -118,6 +126,81 @@ class AdamW(torch.optim.Optimizer):
 
 
 # ----------------------------------------------------------------------------------------------
+# Adam (coupled L2) and SGD: the textbook optimizers, for comparison with AdamW
+# ----------------------------------------------------------------------------------------------
+
+
+class Adam(AdamW):
+    """Adam with the classic, coupled L2 weight decay (torch.optim.Adam's `weight_decay`). At step t:
+
+        g   <- g + wd * p                           (L2: the gradient of (wd / 2) * |p|^2 joins g ...)
+        m   <- beta1 * m + (1 - beta1) * g          (... so it enters the moments, and is then divided
+        v   <- beta2 * v + (1 - beta2) * g * g       by sqrt(v^) like any gradient: a weight with large
+        m^  =  m / (1 - beta1^t)                     gradients is decayed less. AdamW's decoupled decay
+        v^  =  v / (1 - beta2^t)                     shrinks every weight by the same lr * wd instead.)
+        p   <- p - lr * m^ / (sqrt(v^) + eps)
+
+    A penalty lambda * sum(w^2) in the loss gives exactly `weight_decay = 2 * lambda` here. State, checks and
+    `step` are AdamW's; only the update of one parameter differs (one path, no foreach fast path).
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)
+
+    def _update(self, group, p):
+        lr, wd, eps, (beta1, beta2) = group["lr"], group["weight_decay"], group["eps"], group["betas"]
+        state = self.state[p]
+        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        g = p.grad.add(p, alpha=wd)  # a new tensor: p.grad itself stays the loss's gradient
+        m.mul_(beta1).add_(g, alpha=1.0 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+        v_hat = v / (1.0 - beta2**t)
+        p.addcdiv_(m / (1.0 - beta1**t), v_hat.sqrt_().add_(eps), value=-lr)
+
+
+class SGD(torch.optim.Optimizer):
+    """Stochastic gradient descent with momentum mu, dampening, Nesterov momentum and coupled L2 weight decay,
+    step for step torch.optim.SGD (Sutskever et al. 2013's formulation of Polyak and Nesterov momentum):
+
+        g <- g + wd * p                             (L2; under SGD the same as decoupled decay: see tests)
+        b <- g                                      (first step with mu > 0; state "momentum_buffer")
+        b <- mu * b + (1 - dampening) * g           (later steps)
+        d <- g + mu * b  if nesterov, else  b       (d = g when mu = 0)
+        p <- p - lr * d
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        if lr < 0.0 or momentum < 0.0 or weight_decay < 0.0:
+            raise ValueError(f"need lr, momentum, weight_decay >= 0, got {lr}, {momentum}, {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum needs momentum > 0 and dampening 0")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One SGD update of every parameter that has a gradient; returns closure() if given."""
+        loss = _run_closure(closure)
+        for group in self.param_groups:  # the names of the docstring: mu momentum, wd weight decay, d direction
+            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+            for p in (p for p in group["params"] if p.grad is not None):
+                d = p.grad.add(p, alpha=wd)
+                if mu != 0:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = d.clone()
+                    else:
+                        state["momentum_buffer"].mul_(mu).add_(d, alpha=1.0 - group["dampening"])
+                    b = state["momentum_buffer"]
+                    d = d.add(b, alpha=mu) if group["nesterov"] else b
+                p.add_(d, alpha=-lr)
+        return loss
+
+
+OPTIMIZERS = {"adamw": AdamW, "adam": Adam, "sgd": SGD}
+
+
+# ----------------------------------------------------------------------------------------------
 # Parameter groups: no decay for biases and norms, layer-wise learning-rate decay
 # ----------------------------------------------------------------------------------------------
 
@@ -146,12 +229,21 @@ def layer_depth(name, num_layers):
     return int(m.group(1)) + 1 if m else num_layers + 1
 
 
+def decays(param):
+    """Whether weight decay (and the L1 / L2 penalties) apply to `param`: matrices (linear and embedding
+    weights) yes; tensors with fewer than 2 dimensions (biases, LayerNorm weights and biases, scalars) no."""
+    return param.ndim >= 2
+
+
+def decayed_params(model):
+    """The trainable parameters of `model` that `decays`: what `losses.l2_penalty` / `l1_penalty` sum over."""
+    return [p for p in model.parameters() if p.requires_grad and decays(p)]
+
+
 def param_groups(model, lr, weight_decay, layer_decay=None):
     """Split the trainable parameters of `model` into optimizer groups.
 
-    - Weight decay: a parameter with fewer than 2 dimensions (`param.ndim < 2`: biases, LayerNorm
-      weights and biases, scalars) gets weight_decay 0; matrices (linear and embedding weights) get
-      `weight_decay`.
+    - Weight decay: `weight_decay` for the parameters that `decays`, 0 for the rest.
     - Layer-wise learning-rate decay: with `layer_decay` = d, a parameter at depth k (see
       `layer_depth`) of an L-layer encoder gets lr * d^(L + 1 - k), so the head learns at `lr` and
       each layer below it at d times the rate of the layer above. Without it every group gets `lr`.
@@ -162,18 +254,18 @@ def param_groups(model, lr, weight_decay, layer_decay=None):
     """
     depth_count = num_layers([n for n, _ in model.named_parameters()])  # frozen layers count too
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = {}  # (depth, decays) -> group, in the order the parameters first appear
+    groups = {}  # (depth, decay) -> group, in the order the parameters first appear
     for name, p in named:
         depth = layer_depth(name, depth_count) if layer_decay is not None else 0
-        decays = p.ndim >= 2
-        if (depth, decays) not in groups:
+        decay = decays(p)
+        if (depth, decay) not in groups:
             group_lr = lr * layer_decay ** (depth_count + 1 - depth) if layer_decay is not None else lr
-            groups[depth, decays] = {
+            groups[depth, decay] = {
                 "params": [], "param_names": [], "lr": group_lr, "initial_lr": group_lr,
-                "weight_decay": weight_decay if decays else 0.0,
+                "weight_decay": weight_decay if decay else 0.0,
             }
-        groups[depth, decays]["params"].append(p)
-        groups[depth, decays]["param_names"].append(name)
+        groups[depth, decay]["params"].append(p)
+        groups[depth, decay]["param_names"].append(name)
     return list(groups.values())
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from minift.batching import (
     PAD_VALUES, balanced_class_weights, collate, epoch_batches, length_bucketed_batches, oversampled_indices, pad_batch,
     padded_batches,
-    random_batches,
+    random_batches, undersampled_indices,
 )
 
 
@@ -50,13 +50,29 @@ def test_epochs_reshuffle_and_buckets_cut_padding():
 @settings(max_examples=80, deadline=None)
 @given(labels=st.lists(st.sampled_from([0, 1, 2, "x"]), min_size=1, max_size=150),
        seed=st.integers(0, 2**32 - 1), epoch=st.integers(0, 9))
-def test_oversampling_balances_classes(labels, seed, epoch):
-    order = oversampled_indices(labels, seed, epoch)
+def test_over_and_undersampling_balance_classes(labels, seed, epoch):
     counts = Counter(labels)
-    drawn = Counter(labels[i] for i in order)
-    assert set(drawn.values()) == {max(counts.values())} and drawn.keys() == counts.keys()
-    assert set(order) == set(range(len(labels)))  # nothing is dropped
-    assert order == oversampled_indices(labels, seed, epoch)
+    for sample, size in ((oversampled_indices, max), (undersampled_indices, min)):
+        order = sample(labels, seed, epoch)
+        drawn = Counter(labels[i] for i in order)
+        assert set(drawn.values()) == {size(counts.values())} and drawn.keys() == counts.keys()
+        assert order == sample(labels, seed, epoch)
+    assert set(oversampled_indices(labels, seed, epoch)) == set(range(len(labels)))  # nothing is dropped
+    order = undersampled_indices(labels, seed, epoch)
+    assert len(set(order)) == len(order)  # nothing is repeated, and the smallest class is kept whole
+    assert set(order) >= {i for i, label in enumerate(labels) if counts[label] == min(counts.values())}
+
+
+def test_undersampling_draws_afresh_each_epoch_and_shuffles():
+    labels = [0] * 900 + [1] * 100
+    epochs = [undersampled_indices(labels, 0, e) for e in range(200)]
+    assert epochs[0] != epochs[1]
+    assert [labels[i] for i in epochs[0]] != sorted(labels[i] for i in epochs[0])  # classes mixed
+    # each majority row is drawn in an epoch with probability 100 / 900: about 22 of 200 epochs, binomially
+    times = Counter(i for order in epochs for i in order if labels[i] == 0)
+    assert len(times) == 900  # every majority row had its turn
+    assert max(times.values()) < 200 / 9 + 6 * np.sqrt(200 * (1 / 9) * (8 / 9))
+    assert undersampled_indices([], 0, 0) == []
 
 
 def test_balanced_class_weights_match_sklearn():

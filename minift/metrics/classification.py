@@ -227,3 +227,67 @@ def classification_summary(y_true, y_pred, probs=None) -> dict:
     return {"accuracy": accuracy(y_true, y_pred),
             "f1": f1(y_true, y_pred, average="macro", zero_division=0.0),
             "auc": auc}
+
+
+# --- The per-class report (sklearn's classification_report) --------------------------------------
+AVERAGE_ROWS = ("accuracy", "micro avg", "macro avg", "weighted avg", "samples avg")
+_HEADERS = ("precision", "recall", "f1-score", "support")
+
+
+def classification_report(y_true, y_pred, labels=None, target_names=None, zero_division="warn") -> dict:
+    """{class name: {"precision", "recall", "f1-score", "support"}} for each label, then the summary rows:
+    "accuracy" (a float; "micro avg" instead when ``labels`` leaves out a label that occurs), "macro avg" and
+    "weighted avg" ("micro avg" and "samples avg" too for a multi-label indicator matrix).  The keys and values
+    of ``sklearn.metrics.classification_report(output_dict=True)``; an average row's support is the total.
+    Names are ``target_names`` (one per label) or str(label); labels default to every label seen (sorted), or
+    every column of a multi-label matrix."""
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    multilabel = y_true.ndim == 2
+    seen = np.arange(y_true.shape[1]) if multilabel else np.union1d(y_true, y_pred)
+    labels = seen if labels is None else np.asarray(labels)
+    names = [str(label) for label in labels] if target_names is None else list(target_names)
+    if len(names) != len(labels):
+        raise ValueError(f"{len(target_names)} target_names for {len(labels)} labels {list(labels)}")
+    per_class = precision_recall_f1(y_true, y_pred, None, labels, zero_division=zero_division)
+    report = {name: dict(zip(_HEADERS, (float(p), float(r), float(f), int(s))))
+              for name, p, r, f, s in zip(names, *per_class)}
+    total = int(per_class[3].sum())
+    micro_is_accuracy = not multilabel and set(labels.tolist()) >= set(seen.tolist())
+    for average in ("micro", "macro", "weighted") + (("samples",) if multilabel else ()):
+        p, r, f, _ = precision_recall_f1(y_true, y_pred, average, labels, zero_division=zero_division)
+        if average == "micro" and micro_is_accuracy:
+            report["accuracy"] = p                             # single-label micro P = R = F = accuracy
+        else:
+            report[f"{average} avg"] = dict(zip(_HEADERS, (p, r, f, total)))
+    return report
+
+
+def format_report(report, digits=2) -> str:
+    """The text table of ``classification_report``'s dict, laid out as scikit-learn prints it."""
+    classes = [name for name in report if name not in AVERAGE_ROWS]
+    width = max([len(name) for name in classes] + [len("weighted avg"), digits])
+    total = sum(report[name]["support"] for name in classes)
+
+    def row(name, p, r, f, support):
+        return f"{name:>{width}s} " + "".join(f" {v:>9.{digits}f}" for v in (p, r, f)) + f" {support:>9}\n"
+    text = f"{'':>{width}s} " + "".join(f" {h:>9}" for h in _HEADERS) + "\n\n"
+    text += "".join(row(name, *report[name].values()) for name in classes) + "\n"
+    for name in (name for name in report if name in AVERAGE_ROWS):
+        if name == "accuracy":
+            text += f"{name:>{width}s} " + " " * 20 + f" {report[name]:>9.{digits}f} {total:>9}\n"
+        else:
+            text += row(name, *report[name].values())
+    return text
+
+
+def format_confusion_matrix(matrix, names) -> str:
+    """A confusion matrix as text: one row per true label, one column per predicted label, headed by ``names``."""
+    matrix = as_array(matrix)
+    names = [str(n) for n in names]
+    if matrix.shape != (len(names), len(names)):
+        raise ValueError(f"a {matrix.shape} matrix for {len(names)} names")
+    width = max([len(n) for n in names] + [len(str(matrix.max(initial=0))), len("true\\pred")])
+    lines = [" ".join(f"{cell:>{width}}" for cell in ["true\\pred"] + names)]
+    lines += [" ".join(f"{cell:>{width}}" for cell in [name] + [str(v) for v in counts])
+              for name, counts in zip(names, matrix)]
+    return "\n".join(lines) + "\n"
