@@ -57,9 +57,10 @@ def decode_error(path, encoding):
     try:
         data.decode(text_encoding(encoding))
         return DataError(f"{path}: not valid {encoding}; pass the file's encoding with --encoding")
-    except UnicodeDecodeError as e:
-        start, reason = e.start, e.reason
+    except UnicodeError as e:  # UnicodeDecodeError, or e.g. a UTF-16 stream without its byte-order mark
+        start, reason = getattr(e, "start", 0), getattr(e, "reason", str(e))
     line, column = data.count(b"\n", 0, start) + 1, start - data.rfind(b"\n", 0, start)
+    bad = f", byte 0x{data[start]:02x}" if start < len(data) else ""
     guess = "latin-1"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         guess = "utf-16"
@@ -70,7 +71,7 @@ def decode_error(path, encoding):
         except UnicodeDecodeError:
             pass
     return DataError(f"{path}, line {line}, column {column} "
-                     f"(byte {start}): not valid {encoding} ({reason}, byte 0x{data[start]:02x}); the file is in "
+                     f"(byte {start}): not valid {encoding} ({reason}{bad}); the file is in "
                      f"another encoding: pass --encoding {guess}, or save the file as UTF-8")
 
 
@@ -214,7 +215,7 @@ def read_table(path, text_col, label_col=None, text_pair_col=None, has_header=Tr
     delimiter = None if is_json else delimiter or DELIMITERS[ext]
     try:
         return _read_examples(path, text_col, label_col, text_pair_col, has_header, read_as, delimiter)
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise decode_error(path, encoding) from None
 
 

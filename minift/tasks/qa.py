@@ -56,7 +56,7 @@ def read_squad(path, need_labels: bool = True, encoding: str = "utf-8") -> list[
             data = json.load(f)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}, line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})") from None
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise decode_error(path, encoding) from None
     except RecursionError:
         raise DataError(f"{path}: JSON nested too deeply to be SQuAD v1.1") from None

@@ -83,7 +83,7 @@ def read_conll(path, need_labels: bool = True, encoding: str = "utf-8") -> list[
                 first = n if not words else first
                 words.append(fields[0])
                 tags.append(fields[-1])
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise decode_error(path, encoding) from None
     close()
     if not sentences:
