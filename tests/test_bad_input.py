@@ -237,3 +237,25 @@ def test_a_real_process_prints_one_message_and_no_traceback(model, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "pass --encoding cp1252" in proc.stderr.strip().splitlines()[-1]
     assert not (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m.update(max_length="64"), "field 'max_length' is '64', not what minift.train writes there"),
+    (lambda m: m.update(task="translation"), "task 'translation' is not one of"),
+    (lambda m: m.update(labels=["negative", "negative"]), "'labels' should be distinct strings"),
+    (lambda m: m.pop("columns"), "no 'columns' field"),
+    (lambda m: m.update(columns={"text": [0]}), "'columns' should map to column names or indices"),
+])
+def test_a_bad_minift_json(model, tmp_path, capsys, edit, message):
+    """A trained model folder whose minift.json was edited: `minift.evaluate` refuses it with the field's name."""
+    from minift import evaluate
+    data, out = write(tmp_path, "t.csv", "text,label\n" + ROWS), tmp_path / "trained"
+    assert cli.run(train.main, ["--train", data, "--model", str(model), "--out", str(out), "--quiet",
+                                "--max-steps", "1", "--batch-size", "4"]) == 0
+    meta = json.loads((out / "minift.json").read_text())
+    edit(meta)
+    (out / "minift.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert cli.run(evaluate.main, ["--model", str(out), "--data", data], prog="minift.evaluate") == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and message in err and str(out / "minift.json") in err
