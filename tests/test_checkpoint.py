@@ -350,3 +350,12 @@ def test_real_minilm_pairs_match_transformers(real_models):
         got = ours(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
     real = batch["attention_mask"].bool()
     assert (ref[real] - got[real]).abs().max() <= 1e-5
+
+
+def test_minift_source_never_unpickles_nor_runs_remote_code():
+    """SECURITY.md's promise: no torch.load, no pickle, no trust_remote_code anywhere in the library."""
+    import re
+    import minift
+    forbidden = re.compile(r"\btorch\.load\(|^\s*import pickle|\bpickle\.loads?\(|trust_remote_code\s*=", re.M)
+    for path in Path(minift.__file__).parent.rglob("*.py"):
+        assert not forbidden.search(path.read_text(encoding="utf-8")), path
