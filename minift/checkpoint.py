@@ -14,6 +14,7 @@ Each family names its tensors its own way; `NAME_MAPS` holds one readable table 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -102,12 +103,98 @@ def resolve(name_or_path: str | Path, revision: str | None = None) -> Path:
         raise CheckpointError(f"{name}: cannot fetch it from the Hub ({type(e).__name__}: {e})") from None
 
 
+# Bytes per element of each safetensors dtype (the format's names; https://github.com/huggingface/safetensors).
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+MAX_HEADER = 100_000_000  # bytes; the safetensors library's own limit
+
+
+def _header(path: Path, size: int) -> tuple[dict, int]:
+    """The JSON header of a safetensors file and where its data starts; the header's length is bounded before a
+    byte of it is read, so a file that claims a huge header costs nothing."""
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise CheckpointError(f"{path}: {size} bytes, too short for a safetensors file (it starts with an 8-byte "
+                                  "header length); the file is truncated: download or save it again")
+        n = int.from_bytes(prefix, "little")
+        if n > min(MAX_HEADER, size - 8):
+            raise CheckpointError(f"{path}: claims a {n:,}-byte header but the file has {size:,} bytes (the limit is "
+                                  f"{MAX_HEADER:,}); it is truncated or not safetensors: download or save it again")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{path}: its header is not valid JSON ({type(e).__name__}); the file is corrupt or "
+                              "not safetensors: download or save it again") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: its header is not a JSON object; the file is not safetensors")
+    return header, 8 + n
+
+
+def check_safetensors(path: str | Path) -> None:
+    """Refuse, before anything is loaded, a safetensors file whose header lies: a header length beyond the file
+    (or over 100 MB), a dtype the format does not define, a tensor whose shape · bytes per element differs from
+    its byte range, or ranges that overlap, leave gaps or run past the end of the data (as a truncated file's do).
+    Every problem is a CheckpointError naming the file and the tensor."""
+    path = Path(path)
+    size = path.stat().st_size
+    header, start = _header(path, size)
+    ranges = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise CheckpointError(f"{path}: __metadata__ must map names to strings")
+            continue
+        where = f"{path}: tensor {name!r}"
+        if not isinstance(info, dict) or info.get("dtype") not in DTYPE_BYTES:
+            dtype = info.get("dtype") if isinstance(info, dict) else info
+            raise CheckpointError(f"{where}: dtype {dtype!r} is not one minift reads ({', '.join(DTYPE_BYTES)})")
+        shape, offsets = info.get("shape"), info.get("data_offsets")
+        if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+            raise CheckpointError(f"{where}: shape {shape!r} is not a list of sizes")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+                and 0 <= offsets[0] <= offsets[1]):
+            raise CheckpointError(f"{where}: data_offsets {offsets!r} is not a [begin, end] byte range")
+        if math.prod(shape) * DTYPE_BYTES[info["dtype"]] != offsets[1] - offsets[0]:
+            raise CheckpointError(f"{where}: shape {shape} of {info['dtype']} needs "
+                                  f"{math.prod(shape) * DTYPE_BYTES[info['dtype']]:,} bytes but its range holds "
+                                  f"{offsets[1] - offsets[0]:,}; the file is corrupt: download or save it again")
+        ranges.append((offsets[0], offsets[1], name))
+    end = 0
+    for begin, stop, name in sorted(ranges):
+        if begin != end:
+            raise CheckpointError(f"{path}: tensor {name!r} starts at byte {begin:,} of the data, not at {end:,} "
+                                  "(ranges overlap or leave a gap); the file is corrupt: download or save it again")
+        end = stop
+    if end != size - start:
+        raise CheckpointError(f"{path}: the header describes {end:,} bytes of tensors but the file holds "
+                              f"{size - start:,}; the file is truncated or corrupt: download or save it again")
+
+
+def _shards(folder: Path, index: Path) -> list[str]:
+    """The shard files `model.safetensors.index.json` lists: plain file names within the folder."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, AttributeError) as e:
+        raise CheckpointError(f"{index}: not a JSON object ({type(e).__name__}); download or save it again") from None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index}: 'weight_map' should map tensor names to shard files")
+    files = sorted(set(map(str, weight_map.values())))
+    for name in files:
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise CheckpointError(f"{index}: shard {name!r} is not a file name in {folder}; minift reads shards "
+                                  "beside the index only")
+    return files
+
+
 def read_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a checkpoint folder, from `model.safetensors` or from the shards its index lists."""
+    """All tensors of a checkpoint folder, from `model.safetensors` or from the shards its index lists; each file
+    passes `check_safetensors` before it is loaded."""
     folder = Path(folder)
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        files = _shards(folder, index)
     elif (folder / "model.safetensors").is_file():
         files = ["model.safetensors"]
     else:
@@ -118,11 +205,58 @@ def read_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
     tensors = {}
     for file in files:
         try:
+            check_safetensors(folder / file)
             tensors.update(load_file(folder / file))
         except (SafetensorError, OSError) as e:
             raise CheckpointError(f"{folder / file}: cannot read it as safetensors ({e}); the file may be "
                                   "truncated or corrupt: download or save it again") from None
     return tensors
+
+
+# minift.json: the settings a trained model's task is rebuilt from (each task's `meta`), and their JSON types.
+META_TYPES = {"task": str, "labels": (list, type(None)), "columns": dict, "max_length": int, "pooling": str,
+              "has_header": bool, "encoding": str, "label_delimiter": str, "stride": int, "label_all_subtokens": bool,
+              "doc_stride": int, "max_answer_length": int, "n_best": int, "max_target_length": int, "beams": int,
+              "length_penalty": (int, float), "surface": (dict, type(None))}
+
+
+class Meta(dict):
+    """minift.json as read: a field a task needs but the file lacks is a CheckpointError naming the file."""
+
+    def __init__(self, fields: dict, path: Path):
+        super().__init__(fields)
+        self.path = path
+
+    def __missing__(self, key):
+        raise CheckpointError(f"{self.path}: no {key!r} field; the file was not written by this version of "
+                              "minift.train, or was edited: train the model again")
+
+
+def read_meta(path: str | Path, tasks) -> Meta:
+    """Read minift.json, refusing (CheckpointError naming the field) anything but a JSON object whose known fields
+    have their types: `task` one of `tasks`, sizes whole numbers from 0, `labels` distinct strings."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({type(e).__name__}); train the model again") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    for name, kind in META_TYPES.items():
+        value = meta.get(name)
+        wrong = name in meta and (not isinstance(value, kind) or isinstance(value, bool) and kind is int)
+        if wrong or (kind is int and value is not None and value < (1 if name == "max_length" else 0)):
+            raise CheckpointError(f"{path}: field {name!r} is {value!r}, not what minift.train writes there; train "
+                                  "the model again")
+    if meta.get("task") not in tasks:
+        raise CheckpointError(f"{path}: task {meta.get('task')!r} is not one of {', '.join(tasks)}")
+    labels = meta.get("labels") or []
+    if not all(isinstance(x, str) for x in labels) or len(set(labels)) != len(labels):
+        raise CheckpointError(f"{path}: 'labels' should be distinct strings, got {labels!r}")
+    columns = meta.get("columns", {})
+    if not all(isinstance(c, (str, int, type(None))) and not isinstance(c, bool) for c in columns.values()):
+        raise CheckpointError(f"{path}: 'columns' should map to column names or indices, got {columns!r}")
+    return Meta(meta, path)
 
 
 def _rule(src: str, dst: str) -> tuple[re.Pattern, str]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from minift import atomic
-from minift.checkpoint import CheckpointError
+from minift.checkpoint import CheckpointError, read_meta
 from minift.config import ConfigError
 from minift.data import DataError
 from minift.encoder import Encoder
@@ -76,7 +76,7 @@ def load_trained(folder: str | Path, device: torch.device):
     if not meta_file.is_file():
         raise CheckpointError(f"{folder}: no minift.json; give the folder written by `python -m minift.train "
                               "--out DIR`")
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta = read_meta(meta_file, TASKS)  # a CheckpointError, not a KeyError, for a field of the wrong type
     task = TASKS[meta["task"]].from_meta(meta, Tokenizer.from_pretrained(folder))
     model = task.build_model(Encoder.from_pretrained(folder)).to(device).eval()
     return task, model

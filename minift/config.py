@@ -25,6 +25,7 @@ This module is also the one home of every other fact that differs by family; eve
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,28 @@ class ConfigError(ValueError):
     """A config.json that minift cannot honour; the message names the file and the field."""
 
 
+def _check_numbers(d: dict, keys: dict, fail) -> None:
+    """Refuse a size, id, probability or epsilon of the wrong type or range, naming the field, before it reaches
+    a tensor constructor (where it would be a traceback, or a model of absurd size)."""
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    sizes = [keys[k] for k in ("hidden_size", "num_layers", "num_heads", "intermediate_size")]
+    for name in (*sizes, "vocab_size", "max_position_embeddings"):
+        if type(d[name]) is not int or d[name] < 1:
+            fail(name, f"is {d[name]!r}; it must be a whole number of at least 1")
+    for name in ("type_vocab_size", "pad_token_id"):
+        if d.get(name) is not None and (type(d[name]) is not int or not 0 <= d[name] < (
+                d["vocab_size"] if name == "pad_token_id" else 2**31)):
+            fail(name, f"is {d[name]!r}; it must be a whole number from 0" +
+                 (f" to vocab_size - 1 ({d['vocab_size'] - 1})" if name == "pad_token_id" else ""))
+    for name in (keys["hidden_dropout"], keys["attention_dropout"]):
+        if not (number(d[name]) and 0 <= d[name] < 1):
+            fail(name, f"is {d[name]!r}; a dropout probability is a number from 0 to below 1")
+    if "layer_norm_eps" in d and not (number(d["layer_norm_eps"]) and d["layer_norm_eps"] > 0):
+        fail("layer_norm_eps", f"is {d['layer_norm_eps']!r}; it must be a number above 0")
+
+
 @dataclass
 class EncoderConfig:
     model_type: str = "bert"
@@ -112,6 +135,8 @@ class EncoderConfig:
         def fail(field_name, why):
             raise ConfigError(f"{source}: field '{field_name}' {why}")
 
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a JSON object of settings, got {type(d).__name__}")
         model_type = d.get("model_type")
         if model_type is None:
             fail("model_type", f"is missing; minift supports {', '.join(FAMILIES)}")
@@ -127,16 +152,17 @@ class EncoderConfig:
             if theirs not in d:
                 fail(theirs, "is missing")
             values[ours] = d[theirs]
-        if values["activation"] not in ACTIVATIONS:
+        for name in ("vocab_size", "max_position_embeddings"):
+            if name not in d:
+                fail(name, "is missing")
+        _check_numbers(d, keys, fail)
+        if not isinstance(values["activation"], str) or values["activation"] not in ACTIVATIONS:
             fail(keys["activation"], f"is {values['activation']!r}; minift supports {', '.join(ACTIVATIONS)}")
         if values["hidden_size"] % values["num_heads"]:
             fail(keys["num_heads"], f"({values['num_heads']}) does not divide {keys['hidden_size']} "
                                     f"({values['hidden_size']})")
         if model_type == "distilbert" and d.get("sinusoidal_pos_embds"):
             fail("sinusoidal_pos_embds", "is true; minift loads learned position embeddings only")
-        for name in ("vocab_size", "max_position_embeddings"):
-            if name not in d:
-                fail(name, "is missing")
 
         distil = model_type == "distilbert"
         return cls(
@@ -161,6 +187,9 @@ class EncoderConfig:
             d = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path}, line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})") from None
+        except (UnicodeDecodeError, RecursionError) as e:
+            raise ConfigError(f"{path}: not a UTF-8 JSON file ({type(e).__name__}); download or save it again") \
+                from None
         return cls.from_dict(d, source=str(path))
 
     def to_dict(self) -> dict:

@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from minift import atomic
-from minift.checkpoint import CheckpointError
+from minift.checkpoint import CheckpointError, check_safetensors
 
 STATE_FILE = "trainer_state.json"
 
@@ -78,6 +78,8 @@ def load(folder: str | Path, model, opt, scaler) -> dict:
         raise CheckpointError(f"--resume {folder}: no {STATE_FILE}; give a folder OUT/checkpoints/step-N "
                               "written by --save-every")
     state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    for name in ("model", "optimizer", "rng"):  # a header that lies is refused before anything is allocated
+        check_safetensors(folder / f"{name}.safetensors")
     missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
     if missing or unexpected:
         raise CheckpointError(f"--resume {folder}: its weights do not fit this model (missing {missing[:3]}, "

@@ -56,9 +56,42 @@ def _read_json(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(d).__name__}")
+    return d
+
+
+FLAGS = ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "add_prefix_space", "trim_offsets")
+
+
+def _check_config(config: dict, folder: Path) -> None:
+    """Refuse tokenizer settings of the wrong type, naming the field: a special token is a string (or a dict with
+    its "content"), a switch true / false, model_max_length a whole number."""
+    where = f"{folder}: tokenizer_config.json / special_tokens_map.json"
+    for name, value in config.items():
+        token = value.get("content") if isinstance(value, dict) else value
+        if name.endswith("_token") and value and not isinstance(token, str):
+            raise CheckpointError(f"{where}: {name} is {value!r}; a special token is a string such as \"[CLS]\"")
+        if name in FLAGS and value is not None and not isinstance(value, bool):
+            raise CheckpointError(f"{where}: {name} is {value!r}; it must be true, false or null")
+    limit = config.get("model_max_length")
+    if limit is not None and not (isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit >= 1):
+        raise CheckpointError(f"{where}: model_max_length is {limit!r}; it must be a number of tokens")
+
+
+def _check_vocab_fits(backend: Backend, folder: Path) -> None:
+    """Every token id must index a row of the model's word-embedding matrix (config.json's vocab_size, where the
+    folder has one): a tokenizer from another model would fail only mid-run, on the first rare token."""
+    rows = _read_json(folder / "config.json").get("vocab_size")
+    ids = max(backend.get_vocab(with_added_tokens=True).values(), default=-1) + 1
+    if type(rows) is int and ids > rows:
+        raise CheckpointError(f"{folder}: the tokenizer has token ids up to {ids - 1}, but the model's embedding "
+                              f"matrix has {rows} rows (vocab_size in config.json): the tokenizer files and the "
+                              "weights come from different models; put the tokenizer files of the model the weights "
+                              "belong to in the folder")
 
 
 def _specials(config: dict, kind: str) -> dict[str, str]:
@@ -178,6 +211,7 @@ class Tokenizer:
         """Load tokenizer.json, or build the pipeline from vocab.txt or from vocab.json + merges.txt."""
         folder = Path(path)
         config = {**_read_json(folder / "special_tokens_map.json"), **_read_json(folder / "tokenizer_config.json")}
+        _check_config(config, folder)
         if (folder / "tokenizer.json").is_file():
             try:
                 backend = Backend.from_file(str(folder / "tokenizer.json"))
@@ -194,6 +228,7 @@ class Tokenizer:
         else:
             raise CheckpointError(f"{folder}: no tokenizer files; looked for tokenizer.json, vocab.txt (WordPiece) "
                                   "and vocab.json + merges.txt (byte-level BPE)")
+        _check_vocab_fits(backend, folder)
         return cls(backend, specials, _model_max_length(config, folder), config)
 
     def save(self, folder: str | Path) -> None:

@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from minift import atomic, cli, distributed, faults, freeze, optim, precision, resume
-from minift.data import stratified_split
+from minift.data import check_training_rows, stratified_split
 from minift.encoder import Encoder
 from minift.precision import autocast
 from minift.tasks import TASKS, Task
@@ -122,6 +122,8 @@ def prepare(args, tokenizer):
         tr, va = stratified_split(labels or list(range(len(train))), args.valid_fraction, args.seed,
                                   stratify=labels is not None)
         train, valid = [train[i] for i in tr], [train[i] for i in va]
+    labels = [e.label for e in train] if args.task == "classification" else None
+    check_training_rows(str(args.train), len(train), len(valid), labels, None if args.valid else args.valid_fraction)
     test = task.read(args.test) if args.test else []
     train_f = task.featurize(train, str(args.train))
     task.fit_loss(train_f)  # e.g. balanced class weights, from the training rows only

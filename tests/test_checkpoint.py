@@ -2,13 +2,14 @@
 bad checkpoint's error message."""
 import json
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from minift.checkpoint import CheckpointError, read_tensors, rename, resolve, to_minift_names
+from minift.checkpoint import CheckpointError, check_safetensors, read_tensors, rename, resolve, to_minift_names
 from minift.config import ConfigError, EncoderConfig
 from minift.encoder import Encoder
 from tests.fixtures.make_golden import real_sum
@@ -111,8 +112,88 @@ def test_sharded_checkpoint_loads(golden_copy):
 def test_truncated_safetensors_says_truncated(golden_copy):
     data = (golden_copy / "model.safetensors").read_bytes()
     (golden_copy / "model.safetensors").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: cannot read it as safetensors.*truncated"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: the header describes .* bytes of tensors but "
+                                              r"the file holds .*truncated"):
         Encoder.from_pretrained(golden_copy)
+    (golden_copy / "model.safetensors").write_bytes(data[:5])
+    with pytest.raises(CheckpointError, match=r"5 bytes, too short for a safetensors file"):
+        Encoder.from_pretrained(golden_copy)
+
+
+def safetensors_bytes(header: dict, data: bytes = b"", length: int | None = None) -> bytes:
+    """A safetensors file by hand: 8-byte little-endian header length, the JSON header, the data."""
+    raw = json.dumps(header).encode()
+    return (len(raw) if length is None else length).to_bytes(8, "little") + raw + data
+
+
+F32_2x2 = {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}
+
+
+@pytest.mark.parametrize("header,data,length,pattern", [
+    ({"a": F32_2x2}, bytes(16), 10**10, r"claims a 10,000,000,000-byte header but the file has"),
+    ({"a": F32_2x2}, bytes(16), 2**64 - 1, r"claims a .*-byte header"),
+    ({"a": {**F32_2x2, "dtype": "Q4"}}, bytes(16), None, r"tensor 'a': dtype 'Q4' is not one minift reads"),
+    ({"a": {**F32_2x2, "shape": [2, 3]}}, bytes(16), None, r"tensor 'a': shape \[2, 3\] of F32 needs 24 bytes but "
+                                                           r"its range holds 16"),
+    ({"a": {**F32_2x2, "shape": [2, -2]}}, bytes(16), None, r"shape \[2, -2\] is not a list of sizes"),
+    ({"a": {**F32_2x2, "data_offsets": [0, 16, 3]}}, bytes(16), None, r"data_offsets \[0, 16, 3\] is not a"),
+    ({"a": {**F32_2x2, "data_offsets": [16, 32]}}, bytes(32), None, r"'a' starts at byte 16 of the data, not at 0"),
+    ({"a": F32_2x2, "b": F32_2x2}, bytes(32), None, r"'b' starts at byte 0 of the data, not at 16"),
+    ({"a": F32_2x2}, bytes(64), None, r"describes 16 bytes of tensors but the file holds 64"),
+    ({"a": F32_2x2}, bytes(8), None, r"claims a .*-byte header|describes 16 bytes of tensors but the file holds 8"),
+    ({"__metadata__": {"format": 1}}, b"", None, r"__metadata__ must map names to strings"),
+    ({"a": [1, 2]}, b"", None, r"tensor 'a': dtype \[1, 2\] is not one"),
+])
+def test_check_safetensors_refuses_a_lying_header(tmp_path, header, data, length, pattern):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(safetensors_bytes(header, data, length))
+    with pytest.raises(CheckpointError, match=pattern) as err:
+        check_safetensors(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("raw", [b"[1, 2]", b"{not json", b"\xff\xfe{}"])
+def test_check_safetensors_refuses_a_header_that_is_not_a_json_object(tmp_path, raw):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw)
+    with pytest.raises(CheckpointError, match="header is not"):
+        check_safetensors(path)
+
+
+def test_check_safetensors_reads_nothing_of_a_huge_claimed_header(tmp_path):
+    """A file claiming a 10 GB header (or 10 GB of tensors) is refused without allocating it."""
+    path = tmp_path / "huge.safetensors"
+    path.write_bytes(safetensors_bytes({"a": {"dtype": "F32", "shape": [2500, 10**6], "data_offsets": [0, 10**10]}}))
+    tracemalloc.start()
+    with pytest.raises(CheckpointError, match="describes 10,000,000,000 bytes"):
+        check_safetensors(path)
+    path.write_bytes((10**10).to_bytes(8, "little") + b"{}")
+    with pytest.raises(CheckpointError, match="claims a 10,000,000,000-byte header"):
+        check_safetensors(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_check_safetensors_accepts_what_safetensors_writes(tmp_path):
+    tensors = {"w": torch.randn(3, 4), "b": torch.zeros(0), "i": torch.arange(5), "h": torch.ones(2, dtype=torch.bfloat16),
+               "m": torch.tensor([True, False])}
+    save_file(tensors, tmp_path / "ok.safetensors", metadata={"format": "pt"})
+    check_safetensors(tmp_path / "ok.safetensors")
+    check_safetensors(GOLDEN / "model.safetensors")
+
+
+def test_a_shard_index_may_name_only_files_beside_it(golden_copy, tmp_path):
+    index = golden_copy / "model.safetensors.index.json"
+    for weight_map, pattern in [({"x": "../../elsewhere.safetensors"}, "is not a file name in"),
+                                ({"x": "/etc/passwd"}, "is not a file name in"), ([], "'weight_map' should map"),
+                                ({"x": "missing.safetensors"}, r"missing\.safetensors: cannot read it")]:
+        index.write_text(json.dumps({"weight_map": weight_map}))
+        with pytest.raises(CheckpointError, match=pattern):
+            read_tensors(golden_copy)
+    index.write_text("[1]")
+    with pytest.raises(CheckpointError, match="not a JSON object"):
+        read_tensors(golden_copy)
 
 
 def test_pickle_only_checkpoint_is_refused(golden_copy):
@@ -138,12 +219,34 @@ def test_bad_json_names_line_and_column(tmp_path):
     ("model_type", "gpt2", r"'model_type' is 'gpt2'"),
     ("hidden_act", "swish", r"'hidden_act' is 'swish'"),
     ("num_attention_heads", 5, r"'num_attention_heads' \(5\) does not divide"),
+    ("hidden_size", "32", r"'hidden_size' is '32'; it must be a whole number of at least 1"),
+    ("num_hidden_layers", 2.0, r"'num_hidden_layers' is 2.0; it must be a whole number"),
+    ("num_attention_heads", 0, r"'num_attention_heads' is 0; it must be a whole number of at least 1"),
+    ("vocab_size", True, r"'vocab_size' is True"),
+    ("max_position_embeddings", None, r"'max_position_embeddings' is None"),
+    ("pad_token_id", 10**9, r"'pad_token_id' is 1000000000; it must be a whole number from 0 to vocab_size - 1"),
+    ("type_vocab_size", -1, r"'type_vocab_size' is -1"),
+    ("hidden_dropout_prob", "0.1", r"'hidden_dropout_prob' is '0.1'; a dropout probability"),
+    ("attention_probs_dropout_prob", 1.5, r"'attention_probs_dropout_prob' is 1.5"),
+    ("layer_norm_eps", -1e-12, r"'layer_norm_eps' is -1e-12; it must be a number above 0"),
+    ("hidden_act", ["gelu"], r"'hidden_act' is \['gelu'\]"),
+    ("model_type", {"a": 1}, r"'model_type' is \{'a': 1\}"),
 ])
 def test_unsupported_config_names_the_field(field, value, pattern):
     config = json.loads((GOLDEN / "config.json").read_text())
     config[field] = value
     with pytest.raises(ConfigError, match=pattern):
         EncoderConfig.from_dict(config)
+
+
+def test_config_that_is_not_an_object(tmp_path):
+    for text in ("[]", '"bert"', "null"):
+        (tmp_path / "config.json").write_text(text)
+        with pytest.raises(ConfigError, match="expected a JSON object of settings"):
+            EncoderConfig.from_file(tmp_path / "config.json")
+    (tmp_path / "config.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ConfigError, match="not a UTF-8 JSON file"):
+        EncoderConfig.from_file(tmp_path / "config.json")
 
 
 def test_config_missing_field_is_named():
@@ -247,3 +350,12 @@ def test_real_minilm_pairs_match_transformers(real_models):
         got = ours(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
     real = batch["attention_mask"].bool()
     assert (ref[real] - got[real]).abs().max() <= 1e-5
+
+
+def test_minift_source_never_unpickles_nor_runs_remote_code():
+    """SECURITY.md's promise: no torch.load, no pickle, no trust_remote_code anywhere in the library."""
+    import re
+    import minift
+    forbidden = re.compile(r"\btorch\.load\(|^\s*import pickle|\bpickle\.loads?\(|trust_remote_code\s*=", re.M)
+    for path in Path(minift.__file__).parent.rglob("*.py"):
+        assert not forbidden.search(path.read_text(encoding="utf-8")), path

@@ -30,7 +30,7 @@ from torch import nn
 
 from minift import losses
 from minift.batching import padded_batches
-from minift.data import DataError
+from minift.data import DataError, decode_error, text_encoding
 from minift.heads import SpanHead
 from minift.metrics import squad_scores
 from minift.tasks import Task
@@ -53,10 +53,14 @@ def read_squad(path, need_labels: bool = True, encoding: str = "utf-8") -> list[
     """The questions of a SQuAD v1.1 JSON file: {"data": [{"paragraphs": [{"context", "qas": [{"id", "question",
     "answers": [{"text", "answer_start"}]}]}]}]}; each question remembers its article's index."""
     try:
-        with open(path, encoding="utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding) as f:
+        with open(path, encoding=text_encoding(encoding)) as f:
             data = json.load(f)
     except json.JSONDecodeError as e:
         raise DataError(f"{path}, line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})") from None
+    except UnicodeError:
+        raise decode_error(path, encoding) from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be SQuAD v1.1") from None
 
     def need(obj, key, kind, where):
         if not isinstance(obj, dict) or not isinstance(obj.get(key), kind):
@@ -75,13 +79,15 @@ def read_squad(path, need_labels: bool = True, encoding: str = "utf-8") -> list[
                     answers = []
                     for i, ans in enumerate(need(qa, "answers", list, where)):
                         text, start = need(ans, "text", str, f"{where}.answers[{i}]"), ans.get("answer_start")
-                        if not isinstance(start, int) or context[start:start + len(text)] != text:
+                        if type(start) is not int or start < 0 or not text or context[start:start + len(text)] != text:
                             raise DataError(f"{path}: {where}.answers[{i}]: answer_start {start!r} does not point "
                                             f"at {text!r} in the context (a character index, from 0)")
                         answers.append((text, start))
                     if not answers:
                         raise DataError(f"{path}: {where} has no answer (SQuAD v1.1 needs one at least)")
                 out.append(Question(str(qa.get("id", where)), need(qa, "question", str, where), context, answers, a))
+    if not out:
+        raise DataError(f"{path}: no questions in the file (SQuAD v1.1: data[].paragraphs[].qas[])")
     return out
 
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from minift import losses
 from minift.batching import padded_batches
-from minift.data import DataError, LabelMap
+from minift.data import DataError, LabelMap, decode_error, text_encoding
 from minift.heads import ClassifierHead
 from minift.metrics import get_entities, tagging_report, tagging_summary
 from minift.tasks import Task, label_config
@@ -51,32 +51,45 @@ class Sentence:
 
 def read_conll(path, need_labels: bool = True, encoding: str = "utf-8") -> list[Sentence]:
     """CoNLL-style file: one `token<TAB or spaces>...<TAB>tag` per line (the tag is the last column), a blank line
-    between sentences, `-DOCSTART-` lines skipped. Without `need_labels` a line may hold the token alone."""
-    sentences, words, tags, first = [], [], [], None
+    between sentences, `-DOCSTART-` lines skipped. Without `need_labels` a line may hold the token alone. Within a
+    sentence every line has as many columns as its first (a token holding a space would shift its tag); an empty
+    file, a line of another shape and a file not in `encoding` are DataErrors naming the file and line."""
+    sentences, words, tags, first, width = [], [], [], None, None
 
     def close():
-        nonlocal words, tags
+        nonlocal words, tags, width
+        width = None
         if words:
             sentences.append(Sentence(words, tags if need_labels else None, first))
         words, tags = [], []
 
-    with open(path, encoding="utf-8-sig" if encoding.lower().replace("_", "-") == "utf-8" else encoding) as f:
-        for n, raw in enumerate(f, 1):
-            line = raw.rstrip("\r\n").strip(" \t")
-            if not line or line.startswith("-DOCSTART-"):
-                close()
-                continue
-            fields = re.split(r"[ \t]+", line)
-            if need_labels and len(fields) < 2:
-                raise DataError(f"{path}, line {n}: expected `token<TAB>tag`, got {raw.rstrip()!r}; "
-                                "separate the token and its tag with a tab or a space")
-            if need_labels and not TAG.fullmatch(fields[-1]):
-                raise DataError(f"{path}, line {n}: the tag {fields[-1]!r} is not a BIO tag (O, B-TYPE, I-TYPE); "
-                                "the tag must be the last column")
-            first = n if not words else first
-            words.append(fields[0])
-            tags.append(fields[-1])
+    try:
+        with open(path, encoding=text_encoding(encoding)) as f:
+            for n, raw in enumerate(f, 1):
+                line = raw.rstrip("\r\n").strip(" \t")
+                if not line or line.startswith("-DOCSTART-"):
+                    close()
+                    continue
+                fields = re.split(r"[ \t]+", line)
+                if need_labels and len(fields) < 2:
+                    raise DataError(f"{path}, line {n}: expected `token<TAB>tag`, got {raw.rstrip()!r}; "
+                                    "separate the token and its tag with a tab or a space")
+                if need_labels and not TAG.fullmatch(fields[-1]):
+                    raise DataError(f"{path}, line {n}: the tag {fields[-1]!r} is not a BIO tag (O, B-TYPE, "
+                                    "I-TYPE); the tag must be the last column")
+                width = width or (len(fields), n)
+                if need_labels and len(fields) != width[0]:
+                    raise DataError(f"{path}, line {n}: {len(fields)} columns where line {width[1]} has {width[0]}; "
+                                    "every line is `token<TAB>...<TAB>tag` (a token may not hold a space)")
+                first = n if not words else first
+                words.append(fields[0])
+                tags.append(fields[-1])
+    except UnicodeError:
+        raise decode_error(path, encoding) from None
     close()
+    if not sentences:
+        raise DataError(f"{path}: no sentences in the file (one `token<TAB>tag` per line, a blank line between "
+                        "sentences)")
     return sentences
 
 
