@@ -1,6 +1,6 @@
-"""Lesson 2: fine-tuning, step by step: a head on the encoder, a loss, AdamW, and a few hundred sentences.
+"""Lesson 5: fine-tuning, step by step: a head on the encoder, a loss, AdamW, and a few hundred sentences.
 
-Run:  python tutorials/02_fine_tune_a_classifier.py [--steps 30]
+Run:  python tutorials/05_fine_tune_a_classifier.py [--steps 30]
 `python -m minift.train` does the same with every option; this lesson writes the loop out in a page.
 
 Read beside it: minift/tasks/sentence.py, minift/optim.py, minift/train.py.

@@ -1,6 +1,6 @@
-"""Lesson 3: is one score better than another, or was it luck? Validation noise and its standard error.
+"""Lesson 6: is one score better than another, or was it luck? Validation noise and its standard error.
 
-Run:  python tutorials/03_is_the_difference_real.py
+Run:  python tutorials/06_is_the_difference_real.py
 
 A validation accuracy is an average over n rows, so it is itself a random number: other rows (another split) or
 another seed (another head initialisation, batch order, dropout) give another value. How far apart two scores
