@@ -105,8 +105,9 @@ same(grad(lambda z: losses.binary_cross_entropy_with_logits(z, multi_hot), logit
      "gradient = (s - y) / (N L)")
 
 # 6. Why heads output logits. Take a confident, wrong prediction: logit -120 for a true label (float32). The
-#    sigmoid is e^-120, below float32's smallest number, so it rounds to 0: log 0 = -inf, and the gradient is
-#    lost. torch's probability-space BCE hides this by clamping log at -100: a finite but wrong loss of 100.
+#    sigmoid 1 / (1 + e^120) is about e^-120, which float32 cannot hold (e^120 is already inf), so it is 0:
+#    log 0 = -inf, and the gradient is lost. torch's probability-space BCE hides this by clamping log at -100:
+#    a finite but wrong loss of 100.
 #    On logits, -log s(x) = softplus(-x) = max(-x, 0) + log(1 + e^-|x|): exactly 120, and gradient -1.
 x_bad, target = torch.tensor([-120.0], requires_grad=True), torch.tensor([1.0])
 prob = torch.sigmoid(x_bad)
