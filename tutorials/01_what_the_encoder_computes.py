@@ -57,3 +57,10 @@ similarity = mean @ mean.T
 print("cosine similarity cat/kitten:", round(float(similarity[0, 1]), 3), " cat/stocks:",
       round(float(similarity[0, 2]), 3))
 assert similarity[0, 1] > similarity[0, 2]
+
+# Exercises (worked solutions in tutorials/solutions/01_what_the_encoder_computes.py)
+# 1. Pool with the [CLS] vector instead of the mean (minift.heads.pool(encoder, h, mask, "cls")). Does it still
+#    rank cat/kitten above cat/stocks? By how much less? (This model was trained for the mean.)
+# 2. Does the encoder see word order? Compare "the dog bit the man" with "the man bit the dog": the cosine of their
+#    mean vectors, and the vector of "dog" in each.
+# 3. Check attention_reference against torch's scaled_dot_product_attention on random q, k, v with a padding mask.

@@ -1,6 +1,6 @@
-"""Lesson 2: fine-tuning, step by step: a head on the encoder, a loss, AdamW, and a few hundred sentences.
+"""Lesson 5: fine-tuning, step by step: a head on the encoder, a loss, AdamW, and a few hundred sentences.
 
-Run:  python tutorials/02_fine_tune_a_classifier.py [--steps 30]
+Run:  python tutorials/05_fine_tune_a_classifier.py [--steps 30]
 `python -m minift.train` does the same with every option; this lesson writes the loop out in a page.
 
 Read beside it: minift/tasks/sentence.py, minift/optim.py, minift/train.py.
@@ -72,3 +72,10 @@ for epoch in range(math.ceil(args.steps * 16 / len(train_idx)) + 1):
 final = accuracy()
 print(f"validation accuracy after {step} steps: {final:.3f}")
 assert final > 0.75, "fine-tuning should beat chance by far on these sentences"
+
+# Exercises (worked solutions in tutorials/solutions/05_fine_tune_a_classifier.py)
+# 1. Count the parameters: how many does the encoder hold, how many the new head? What share of the model is new?
+# 2. Which parameters does param_groups exempt from weight decay? List them and check each is a bias or a LayerNorm
+#    weight (decaying those towards 0 would fight the normalisation rather than regularise).
+# 3. Tabulate the learning-rate multiplier optim.linear(step, 30, 3) over the 30 steps. At which step does it
+#    peak, and what is it at the first update? (Lesson 6 of the course plan plots the schedules.)

@@ -1,0 +1,53 @@
+"""What every lesson shares: its two speeds (--full, --data-dir), where results are written, and the machine.
+
+A lesson runs fast by default (bundled data, seconds). With `--full` it makes the real measurement on the real
+data in `../shared/data` (or `--data-dir`) and writes it to `tutorials/results/NN_name.json`, recording the
+command and the machine, so that every number quoted in a lesson's prose can be traced to a committed file.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent  # the project root
+RESULTS = ROOT / "tutorials" / "results"
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every lesson takes; a lesson may add its own before parse_args()."""
+    ap = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="make the real measurement and write tutorials/results/")
+    ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data",
+                    help="the real datasets (default ../shared/data beside the project root)")
+    return ap
+
+
+def machine() -> str:
+    """The CPU, threads and library versions: what a timing depends on."""
+    cpu = platform.processor() or "unknown CPU"
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+            f"Python {platform.python_version()}")
+
+
+def save(name: str, result: dict) -> Path:
+    """Write tutorials/results/<name>.json with the command and machine that made it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    command = "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"command": command, "machine": machine(), **result}, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def load(name: str) -> dict | None:
+    """The committed result of a lesson's --full run, or None if there is none."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
