@@ -104,8 +104,9 @@ def table(runs: dict) -> None:
           f"{'saved MB':>9}")
     best = {}
     for r in runs.values():
+        saved_mb = r["saved_bytes"] / 2**20
         print(f"{r['method']:<9} {r['lr']:>7.0e} {r['accuracy']:>8.4f} {r['trainable']:>11,} "
-              f"{r['trainable_pct']:>7.3f} {r['wall_s']:>7.1f} {r['peak_rss_mb']:>8.1f} {r['saved_bytes'] / 2**20:>9.2f}")
+              f"{r['trainable_pct']:>7.3f} {r['wall_s']:>7.1f} {r['peak_rss_mb']:>8.1f} {saved_mb:>9.2f}")
         if r["method"] not in best or r["accuracy"] > best[r["method"]]["accuracy"]:
             best[r["method"]] = r
     print("\nbest learning rate of each method:")

@@ -117,9 +117,10 @@ def test_adapter_on_a_folder_without_one_exits_2(files, tmp_path, capsys):  # no
     assert "lora" not in json.loads((out / "minift.json").read_text())  # nothing of LoRA without --lora
 
 
-def test_resume_with_lora_ends_bitwise_equal(files, tmp_path, monkeypatch):  # noqa: F811
+def test_resume_with_lora_ends_bitwise_equal(files, tmp_path, monkeypatch, capsys):  # noqa: F811
     """As tests/test_train_faults.py without LoRA: Ctrl-C during update 3, resume from step-3; the weights (A, B,
-    head), AdamW moments and random state equal an uninterrupted run's bit for bit (LoRA dropout is on)."""
+    head), AdamW moments and random state equal an uninterrupted run's bit for bit (LoRA dropout is on). Resuming
+    with another rank is a message, not a traceback."""
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     common = ("--max-steps", "6", "--eval-every", "3", "--save-every", "6", "--lora", str(R), "--lora-targets", "all")
     run_train(files, whole, *common)
@@ -130,6 +131,11 @@ def test_resume_with_lora_ends_bitwise_equal(files, tmp_path, monkeypatch):  # n
     same_tensors(whole / "checkpoints" / "step-6", parts / "checkpoints" / "step-6")
     assert any(k.endswith("lora_B") for k in load_file(parts / "checkpoints" / "step-6" / "model.safetensors"))
     assert [r["valid"] for r in read_log(parts)] == [r["valid"] for r in read_log(whole)]
+    capsys.readouterr()
+    other_rank = argv(files, parts, *common, "--lora", str(R + 1), "--resume", str(parts / "checkpoints" / "step-3"))
+    assert cli.run(train.main, other_rank, prog="minift.train") == 2
+    err = capsys.readouterr().err
+    assert "size mismatch" in err and "same --model, --lora" in err and "Traceback" not in err
 
 
 def test_accumulation_with_lora_equals_a_larger_batch(files, tmp_path):  # noqa: F811
