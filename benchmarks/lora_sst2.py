@@ -65,10 +65,11 @@ def child(a) -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     work = Path(a.workdir)
-    out = work / f"{a.child}-{a.lr:g}"
+    out = work / f"{a.child}-{a.lr:g}-{a.pooling}"
     argv = ["--train", str(work / "train.tsv"), "--valid", str(work / "eval.tsv"), "--model", MODEL, "--out",
             str(out), "--epochs", str(a.epochs), "--batch-size", str(BATCH), "--lr", str(a.lr), "--max-length",
-            str(a.max_length), "--seed", str(SEED), "--device", a.device, "--quiet", *METHODS[a.child][0]]
+            str(a.max_length), "--seed", str(SEED), "--device", a.device, "--pooling", a.pooling, "--quiet",
+            *METHODS[a.child][0]]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     err, start = io.StringIO(), time.perf_counter()
     with contextlib.redirect_stderr(err):
@@ -99,20 +100,23 @@ def per_method(spec: str) -> dict[str, list[float]]:
 
 
 def table(runs: dict) -> None:
-    """Every run, then each method at its best learning rate (by held-out accuracy)."""
-    print(f"\n{'method':<9} {'lr':>7} {'accuracy':>8} {'trainable':>11} {'%':>7} {'wall s':>7} {'peak MB':>8} "
-          f"{'saved MB':>9}")
+    """Every run, then each method (and pooling) at its best learning rate (by held-out accuracy)."""
+    print(f"\n{'method':<9} {'pooling':<7} {'lr':>7} {'accuracy':>8} {'trainable':>11} {'%':>7} {'wall s':>7} "
+          f"{'peak MB':>8} {'saved MB':>9}")
     best = {}
     for r in runs.values():
         saved_mb = r["saved_bytes"] / 2**20
-        print(f"{r['method']:<9} {r['lr']:>7.0e} {r['accuracy']:>8.4f} {r['trainable']:>11,} "
+        method = (r["method"], r.get("pooling", "pooler"))
+        print(f"{method[0]:<9} {method[1]:<7} {r['lr']:>7.0e} {r['accuracy']:>8.4f} {r['trainable']:>11,} "
               f"{r['trainable_pct']:>7.3f} {r['wall_s']:>7.1f} {r['peak_rss_mb']:>8.1f} {saved_mb:>9.2f}")
-        if r["method"] not in best or r["accuracy"] > best[r["method"]]["accuracy"]:
-            best[r["method"]] = r
+        if method not in best or r["accuracy"] > best[method]["accuracy"]:
+            best[method] = r
     print("\nbest learning rate of each method:")
-    for m, r in best.items():
-        gap = f"  ({100 * (r['accuracy'] - best['full']['accuracy']):+.2f} points vs full)" if "full" in best else ""
-        print(f"{m:<9} lr {r['lr']:g}: accuracy {r['accuracy']:.4f}{gap}, {r['trainable_pct']:.2f}% trainable")
+    for (m, pooling), r in best.items():
+        full = best.get(("full", pooling))
+        gap = f"  ({100 * (r['accuracy'] - full['accuracy']):+.2f} points vs full)" if full else ""
+        print(f"{m:<9} {pooling:<7} lr {r['lr']:g}: accuracy {r['accuracy']:.4f}{gap}, "
+              f"{r['trainable_pct']:.2f}% trainable")
 
 
 def main(argv=None) -> None:
@@ -122,6 +126,8 @@ def main(argv=None) -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated: " + ", ".join(METHODS))
     p.add_argument("--lrs", default="", help="per method, e.g. full=1e-4/2e-4,lora-qv=1e-3 (default: the sweeps)")
+    p.add_argument("--pooling", choices=["pooler", "cls", "mean"], default="pooler", help="minift --pooling, for "
+                   "every method (pooler: the pretrained pooler, frozen under --freeze encoder and LoRA)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each run")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lora_sst2.json"))
@@ -140,8 +146,8 @@ def main(argv=None) -> None:
     train_rows, eval_rows = split(read_sst2(), n_train, n_eval)
     import torch  # for the record only; the runs import it themselves
     setup = {"model": MODEL, "rows": [n_train, n_eval], "epochs": a.epochs, "batch_size": BATCH,
-             "max_length": a.max_length, "split_seed": SEED, "train_seed": SEED, "threads": a.threads,
-             "device": a.device, "torch": torch.__version__, "cpus": os.cpu_count(),
+             "max_length": a.max_length, "pooling": a.pooling, "split_seed": SEED, "train_seed": SEED,
+             "threads": a.threads, "device": a.device, "torch": torch.__version__, "cpus": os.cpu_count(),
              "command": "python benchmarks/lora_sst2.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     out, record = Path(a.out), {"runs": {}}
     with tempfile.TemporaryDirectory(prefix="minift-lora-sst2-") as work:
@@ -151,16 +157,19 @@ def main(argv=None) -> None:
             for lr in lrs[method]:
                 print(f"== {method}, lr {lr:g}: {n_train} train / {n_eval} held out, {a.epochs} epoch(s)", flush=True)
                 cmd = [sys.executable, __file__, "--child", method, "--lr", str(lr), "--workdir", work, "--epochs",
-                       str(a.epochs), "--max-length", str(a.max_length), "--device", a.device] + \
+                       str(a.epochs), "--max-length", str(a.max_length), "--device", a.device, "--pooling",
+                       a.pooling] + \
                     (["--threads", str(a.threads)] if a.threads else [])
                 proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
                 if proc.returncode:
                     raise SystemExit(f"{method} at lr {lr:g} failed (exit {proc.returncode})")
                 run = json.loads(proc.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
-                run.update(method=method, lr=lr, finished=time.strftime("%Y-%m-%d %H:%M"))
+                run.update(method=method, lr=lr, pooling=a.pooling, command=setup["command"],
+                           finished=time.strftime("%Y-%m-%d %H:%M"))
                 print(f"   accuracy {run['accuracy']:.4f}, {run['trainable']:,} trainable, wall {run['wall_s']} s, "
                       f"peak {run['peak_rss_mb']} MB", flush=True)
-                record = save_run(out, f"{method}/lr{lr:g}", run, setup)
+                key = f"{method}/lr{lr:g}" + ("" if a.pooling == "pooler" else f"/{a.pooling}")
+                record = save_run(out, key, run, setup)
     table(record["runs"])
 
 
