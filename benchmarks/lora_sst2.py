@@ -7,8 +7,8 @@ the next are held out), for the same epochs, batch size 32 and max length, and i
     method     minift flags                                              default learning rates (the sweep)
     full       (none): every weight trains                               5e-5, 1e-4, 2e-4
     probe      --freeze encoder: the head alone (a linear probe)         1e-3, 2e-3
-    lora-qv    --lora 8 --lora-targets query,value --save-adapter        5e-4, 1e-3, 2e-3
-    lora-all   --lora 8 --lora-targets all --save-adapter                5e-4, 1e-3, 2e-3
+    lora-qv    --lora 8 --lora-targets query,value --save-adapter        5e-4, 1e-3, 3e-3
+    lora-all   --lora 8 --lora-targets all --save-adapter                5e-4, 1e-3, 3e-3
 
 Each (method, learning rate) runs in its own process, one after the other, so that its peak memory is its own:
 the RSS high-water mark of that process (resource.getrusage, ru_maxrss), which includes Python, torch and the
@@ -20,8 +20,11 @@ sweep is optimistic by the sweep's noise).
 
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/lora_sst2.py \
         [--rows 20000/2000] [--epochs 1] [--max-length 128] [--methods full,probe,lora-qv,lora-all] \
-        [--lrs full=1e-4/2e-4,lora-qv=1e-3] [--threads 2] [--device cpu] [--out benchmarks/results/lora_sst2.json]
+        [--lrs full=1e-4/2e-4,lora-qv=1e-3] [--pooling pooler] [--threads 2] [--device cpu] \
+        [--out benchmarks/results/lora_sst2.json]
 
+`--pooling` applies to every method: minift's default, the pretrained pooler tanh(W h[CLS]), stays frozen under
+--freeze encoder and LoRA (as in PEFT), while all-MiniLM-L6-v2 was trained for mean pooling (`--pooling mean`).
 The defaults are the issue's full size (20,000 / 2,000 rows, 1 epoch, the sweeps above). Every finished run is
 merged into --out at once (so partial results survive), and the table at the end reads the whole file.
 """
@@ -47,8 +50,8 @@ sys.path.insert(0, str(ROOT))  # minift from this checkout
 METHODS = {
     "full": ([], [5e-5, 1e-4, 2e-4]),
     "probe": (["--freeze", "encoder"], [1e-3, 2e-3]),
-    "lora-qv": (["--lora", "8", "--lora-targets", "query,value", "--save-adapter"], [5e-4, 1e-3, 2e-3]),
-    "lora-all": (["--lora", "8", "--lora-targets", "all", "--save-adapter"], [5e-4, 1e-3, 2e-3]),
+    "lora-qv": (["--lora", "8", "--lora-targets", "query,value", "--save-adapter"], [5e-4, 1e-3, 3e-3]),
+    "lora-all": (["--lora", "8", "--lora-targets", "all", "--save-adapter"], [5e-4, 1e-3, 3e-3]),
 }
 
 
