@@ -80,10 +80,14 @@ def load(folder: str | Path, model, opt, scaler) -> dict:
     state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
     for name in ("model", "optimizer", "rng"):  # a header that lies is refused before anything is allocated
         check_safetensors(folder / f"{name}.safetensors")
-    missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
+    same = "resume with the same --model, --lora and task flags"
+    try:
+        missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
+    except RuntimeError as e:  # a tensor of another shape (another --lora rank, another label set)
+        raise CheckpointError(f"--resume {folder}: {str(e).splitlines()[1].strip()}; {same}") from None
     if missing or unexpected:
         raise CheckpointError(f"--resume {folder}: its weights do not fit this model (missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]}); resume with the same --model and task flags")
+                              f"unexpected {unexpected[:3]}); {same}")
     moments = load_file(str(folder / "optimizer.safetensors"))
     opt_state = {"param_groups": state["optimizer"]["param_groups"], "state": {}}
     for i, scalars in state["optimizer"]["state"].items():
@@ -93,7 +97,7 @@ def load(folder: str | Path, model, opt, scaler) -> dict:
         opt.load_state_dict(opt_state)
     except ValueError as e:
         raise CheckpointError(f"--resume {folder}: the optimizer state does not fit ({e}); resume with the same "
-                              "--freeze, --layer-decay and task flags") from None
+                              "--freeze, --lora, --layer-decay and task flags") from None
     if state["scaler"]:  # a checkpoint of an fp16 run
         scaler.load_state_dict(state["scaler"])
     rng = load_file(str(folder / "rng.safetensors"))
