@@ -5,7 +5,6 @@ what is wrong, where, and what to do: never a traceback. Anything else is a bug 
 """
 from __future__ import annotations
 
-import json
 import random
 import sys
 from pathlib import Path
