@@ -78,5 +78,6 @@ def load_trained(folder: str | Path, device: torch.device):
                               "--out DIR`")
     meta = read_meta(meta_file, TASKS)  # a CheckpointError, not a KeyError, for a field of the wrong type
     task = TASKS[meta["task"]].from_meta(meta, Tokenizer.from_pretrained(folder))
+    task.record = meta.get("training")  # what minift.train recorded of the run (the model card's facts)
     model = task.build_model(Encoder.from_pretrained(folder)).to(device).eval()
     return task, model

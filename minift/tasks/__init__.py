@@ -13,22 +13,26 @@ a new task family is one new module with a `Task` subclass, plus one line in `TA
     build_model(encoder)         encoder + the task's head (the saved head when the checkpoint has one)
     loss(model, batch)           -> (summed loss, the count it is an average over): the loop divides the sum of
                                  a whole accumulated update by the sum of its counts
+    tune(model, features, device)   learn from the validation rows how outputs become predictions (multilabel
+                                 thresholds); the loop calls it before each `evaluate` on them
     evaluate(model, features, batch_size, device) -> {metric: value}; `main_metric` picks the best model
     example(text, pair)          one input given on the command line (`predict --text`)
     predict(model, examples, batch_size, device) -> one JSON-ready row per example
     override(flags)              `evaluate` / `predict` flags that replace what minift.json saved
     meta() / from_meta(meta, tokenizer)   the settings minift.json keeps, so new data is read the same way
     save(model, folder)          the model folder (below): written once, here, for every task
+    write_meta(folder)           minift.json and README.md alone (the loop adds the scores when training ends)
 
 A saved model folder is a Hugging Face checkpoint that `transformers` loads (`config.json` names the class, e.g.
 `BertForSequenceClassification`; the encoder's tensors carry the family prefix `bert.`, the head's its Hugging
-Face names), plus the tokenizer and `minift.json`; it is written atomically (minift/atomic.py).
+Face names), plus the tokenizer, `minift.json` (`meta()`, and `record`: what `minift.train` records of the run)
+and a model card, `README.md` (minift/card.py); it is written atomically (minift/atomic.py).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from minift import atomic
+from minift import atomic, card
 from minift.checkpoint import MODEL_PREFIX
 from minift.config import architecture
 from minift.data import DataError, Example
@@ -41,6 +45,7 @@ class Task:
     main_metric: str  # the metric that picks the best model (higher is better)
     architecture_head = "Model"  # the `transformers` class of a saved model: family stem + this
     encoding = "utf-8"
+    record: dict | None = None  # the run that trained it: base model, data, flags, scores (minift.json "training")
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
@@ -75,6 +80,9 @@ class Task:
 
     def loss(self, model, batch):
         raise NotImplementedError
+
+    def tune(self, model, features, device="cpu") -> None:
+        """Nothing to tune by default."""
 
     def evaluate(self, model, features, batch_size: int = 64, device="cpu") -> dict:
         raise NotImplementedError
@@ -112,8 +120,16 @@ class Task:
             config = {"architectures": [architecture(family, self.architecture_head)], **self.hf_config()}
             model.encoder.save_pretrained(tmp, model.head.hf_tensors(family), config, prefix=MODEL_PREFIX[family])
             self.tokenizer.save(tmp)
-            atomic.write_json(tmp / "minift.json", self.meta())
+            self.write_meta(tmp)
         atomic.write_folder(folder, fill)
+
+    def write_meta(self, folder: str | Path) -> None:
+        """minift.json (`meta()`, and the run's `record` as "training") and the model card README.md rendered
+        from it, each file written atomically."""
+        meta = {**self.meta(), **({"training": self.record} if self.record else {})}
+        atomic.write_json(Path(folder) / "minift.json", meta)
+        text = card.render(meta, self.architecture_head)
+        atomic.write_file(Path(folder) / "README.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def override_columns(task, flags: dict) -> None:
