@@ -44,8 +44,9 @@ def render(meta: dict, architecture_head: str) -> str:
     lines += [f"- {split}: `{data[split]}`, {data.get(split + '_rows', '?')} rows" for split in ("train", "valid",
                                                                                                   "test")
               if data.get(split)] or ["Not recorded."]
-    lines += ["", "## Training flags", ""]
-    lines += [f"- `--{name.replace('_', '-')}` {value}" for name, value in flags.items()] or ["Not recorded."]
+    lines += ["", "## Training flags", "", "Those set to a value (flags off, 0 or unset are left out):", ""]
+    lines += [f"- `--{name.replace('_', '-')}`" + ("" if value is True else f" {value}") for name, value in flags.items()
+              if value not in (None, False, 0)] or ["Not recorded."]
     lines += ["", "## Scores", "", *_scores(training.get("scores", {})), "", "## How to use", "", "```bash",
               "python -m minift.predict --model THIS_FOLDER --text \"...\"",
               "python -m minift.evaluate --model THIS_FOLDER --data labelled.csv --report", "```", "",

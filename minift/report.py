@@ -119,7 +119,7 @@ def _curves(out: Outputs, folder: Path, plt) -> list[Path]:
 
 def _confusion(out: Outputs, folder: Path, plt) -> Path:
     matrix = confusion_matrix(out.y, out.pred, labels=np.arange(len(out.names)))
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(out.names), 1 + 0.6 * len(out.names)), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(2.5 + 0.6 * len(out.names), 2 + 0.6 * len(out.names)), constrained_layout=True)
     ax.imshow(matrix, cmap="Blues")
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
