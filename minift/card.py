@@ -45,12 +45,13 @@ def render(meta: dict, architecture_head: str) -> str:
                                                                                                   "test")
               if data.get(split)] or ["Not recorded."]
     lines += ["", "## Training flags", "", "Those set to a value (flags off, 0 or unset are left out):", ""]
-    lines += [f"- `--{name.replace('_', '-')}`" + ("" if value is True else f" {value}") for name, value in flags.items()
-              if value not in (None, False, 0)] or ["Not recorded."]
+    lines += [f"- `--{name.replace('_', '-')}`" + ("" if value is True else f" {value}")
+              for name, value in flags.items() if value not in (None, False, 0)] or ["Not recorded."]
     lines += ["", "## Scores", "", *_scores(training.get("scores", {})), "", "## How to use", "", "```bash",
               "python -m minift.predict --model THIS_FOLDER --text \"...\"",
               "python -m minift.evaluate --model THIS_FOLDER --data labelled.csv --report", "```", "",
-              "```python", "from minift.cli import load_trained", "task, model = load_trained(\"THIS_FOLDER\", \"cpu\")",
+              "```python", "from minift.cli import load_trained",
+              "task, model = load_trained(\"THIS_FOLDER\", \"cpu\")",
               "", f"from transformers import AutoTokenizer, {AUTO_CLASS.get(architecture_head, 'AutoModel')}",
               "tokenizer = AutoTokenizer.from_pretrained(\"THIS_FOLDER\")",
               f"model = {AUTO_CLASS.get(architecture_head, 'AutoModel')}.from_pretrained(\"THIS_FOLDER\")", "```"]

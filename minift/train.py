@@ -202,7 +202,7 @@ class Update:
     skipped: bool  # the loss or the norm was NaN / inf: the weights did not move
     bad: bool  # skipped, and not for an fp16 overflow (the GradScaler's business: it lowers its scale)
     stop_requested: bool  # some process was asked to stop (Ctrl-C)
-    penalties: dict = field(default_factory=dict)  # {"l2_penalty": λ₂ Σw², "l1_penalty": λ₁ Σ|w|} when asked for
+    penalties: dict = field(default_factory=dict)  # {"l2_penalty": λ₂ Σw², "l1_penalty": λ₁ Σ|w|} if asked
 
 
 def update(model, opt, scaler, micro_batches: list[dict], loss, device: torch.device, lr_scale: float,

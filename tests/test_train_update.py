@@ -99,8 +99,8 @@ def test_a_non_finite_loss_skips_the_update(tiny):
 @pytest.mark.parametrize("l2,l1", [(0.5, 0.0), (0.0, 0.3), (0.2, 0.1)])
 def test_penalties_are_added_once_per_update_whatever_the_micro_batches(tiny, l2, l1):
     """--l2 / --l1 through `update` with plain SGD (lr 1, no clipping): the step is the gradient of the mean
-    cross-entropy of all rows plus λ₂·2w + λ₁·sign(w) on the decayed weights only, whether the 6 rows come as one
-    batch or 3 micro-batches; the logged terms are λ₂Σw² and λ₁Σ|w| of the weights before the step."""
+    cross-entropy of all rows plus λ₂·2w + λ₁·sign(w) on the decayed weights only, whether the 6 rows come as
+    one batch or 3 micro-batches; the logged terms are λ₂Σw² and λ₁Σ|w| of the weights before the step."""
     from types import SimpleNamespace
 
     from minift import recipes

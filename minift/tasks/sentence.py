@@ -22,8 +22,9 @@ cross-entropy by the focal loss (softmax, or sigmoid for multilabel; class weigh
 
 Turning outputs into predictions may use two fitted settings, saved in minift.json: a temperature T
 (`--calibrate`: probabilities softmax(z / T), the argmax unchanged) and per-label thresholds t_l (`--tune-thresholds`:
-label l is predicted when sigmoid(z_l) > t_l, instead of z_l > 0), each fitted on the validation rows. A saved model folder is a Hugging Face `*ForSequenceClassification` checkpoint
-plus `minift.json`, the settings that reading new data needs.
+label l is predicted when sigmoid(z_l) > t_l, instead of z_l > 0), each fitted on the validation rows.
+A saved model folder is a Hugging Face `*ForSequenceClassification` checkpoint plus `minift.json`, the settings
+that reading new data needs.
 """
 from __future__ import annotations
 
