@@ -86,6 +86,8 @@ def split_rows(args, task, rows: list) -> tuple[list, list, list]:
         train, valid = rows, task.read(args.valid)
     else:
         if fold is not None:
+            if len(rows) < args.folds:
+                raise cli.DataError(f"{args.train}: {len(rows)} rows cannot make {args.folds} folds")
             valid_idx = set(stratified_folds(labels_of(rows), args.folds, args.seed, stratify=stratify)[fold])
             tr, va = [i for i in range(len(rows)) if i not in valid_idx], sorted(valid_idx)
         else:

@@ -151,8 +151,9 @@ def check_recipe_args(args) -> None:
         raise cli.UsageError("--undersample applies to --task classification, without --oversample")
     if args.loss == "focal" and args.task not in ("classification", "multilabel"):
         raise cli.UsageError("--loss focal applies to --task classification and multilabel")
-    if args.label_smoothing and args.task != "classification":
-        raise cli.UsageError("--label-smoothing applies to --task classification only")
+    if args.label_smoothing and (args.task != "classification" or args.loss == "focal"):
+        raise cli.UsageError("--label-smoothing smooths the cross-entropy of --task classification: not for other "
+                             "tasks, nor with --loss focal")
     if args.tune_thresholds and args.task != "multilabel":
         raise cli.UsageError("--tune-thresholds chooses multi-label thresholds: --task multilabel only")
     if args.calibrate and args.task != "classification":

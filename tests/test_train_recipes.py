@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from minift import evaluate, losses, optim, predict, recipes, train
+from minift import evaluate, optim, predict, recipes, train
 from minift.cli import load_trained
 from minift.encoder import Encoder
 from minift.tokenizer import Tokenizer
@@ -191,9 +191,13 @@ def test_focal_loss_and_label_smoothing_are_the_task_loss(files, kind):
 
 
 def test_loss_flags_run_and_are_checked(files, tmp_path):
-    run(files, tmp_path / "focal", "--loss", "focal", "--label-smoothing", "0.1", "--max-steps", "2")
+    run(files, tmp_path / "focal", "--loss", "focal", "--max-steps", "2")
     flags = json.loads((tmp_path / "focal" / "minift.json").read_text())["training"]["flags"]
-    assert flags["loss"] == "focal" and flags["focal_gamma"] == 2.0 and flags["label_smoothing"] == 0.1
+    assert flags["loss"] == "focal" and flags["focal_gamma"] == 2.0
+    run(files, tmp_path / "smooth", "--label-smoothing", "0.1", "--max-steps", "2")
+    flags = json.loads((tmp_path / "smooth" / "minift.json").read_text())["training"]["flags"]
+    assert flags["label_smoothing"] == 0.1 and "focal_gamma" not in flags
+    exits_2(files, tmp_path, "--loss", "focal", "--label-smoothing", "0.1", message="nor with --loss focal")
     exits_2(files, tmp_path, "--task", "regression", "--loss", "focal", message="--loss focal")
     exits_2(files, tmp_path, "--tune-thresholds", message="--tune-thresholds")
 
