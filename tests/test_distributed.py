@@ -38,14 +38,16 @@ def test_shards_are_disjoint_and_cover_each_batch(monkeypatch):
     assert shards(2) == [([0], 1.0), ([1], 1.0), ([0], 0.0)]
 
 
-def test_torchrun_two_processes_match_one_process(files, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("penalties", [[], ["--l2", "0.05", "--l1", "0.01"]])
+def test_torchrun_two_processes_match_one_process(files, tmp_path, penalties):  # noqa: F811
     """36 training rows in global batches of 5, two per update: each process takes rows r, r+2, ... of a
     batch (3 and 2 rows), and of the epoch's last batch of 1 row process 1 gets none (it backpropagates a
-    zero-weighted stand-in). Dropout is off, so the only differences are summation orders: within 1e-4."""
+    zero-weighted stand-in). Dropout is off, so the only differences are summation orders: within 1e-4.
+    With --l2 / --l1 each process adds the penalty's gradient itself, after DDP's all-reduce: the same."""
     model = make_tiny_model(tmp_path / "nodrop", WORDS, dropout=0.0)
     args = ["--train", files["sentiment"], "--model", str(model), "--valid-fraction", "0.25", "--batch-size", "5",
             "--accumulate", "2", "--max-steps", "6", "--eval-every", "2", "--lr", "1e-3", "--seed", "7",
-            "--quiet", "--device", "cpu"]
+            "--quiet", "--device", "cpu", *penalties]
     one, two = tmp_path / "one", tmp_path / "two"
     train.main([*args, "--out", str(one)])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
