@@ -96,40 +96,44 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
     """The recipes of the fine-tuning courses (issue 15): regularisation, augmentation, imbalance, optimizers,
     splits, calibration. Checked by `check_recipe_args`; what a run used is recorded in minift.json."""
     g = p.add_argument_group("regularisation")
-    g.add_argument("--dropout", type=float, help="override the checkpoint's hidden dropout rate (and the head's)")
-    g.add_argument("--attention-dropout", type=float, help="override the checkpoint's attention dropout rate")
-    g.add_argument("--l2", type=float, default=0.0, help="add λ·Σw² over the decayed weights (no biases or "
-                                                         "LayerNorm) to the loss: coupled L2, unlike --weight-decay")
-    g.add_argument("--l1", type=float, default=0.0, help="add λ·Σ|w| over the decayed weights to the loss")
+    g.add_argument("--dropout", type=float, metavar="P",
+                   help="override the checkpoint's hidden dropout rate (and the head's)")
+    g.add_argument("--attention-dropout", type=float, metavar="P",
+                   help="override the checkpoint's attention dropout rate")
+    g.add_argument("--l2", type=float, metavar="λ", default=0.0, help="add λ·Σw² over the decayed weights (no "
+                   "biases or LayerNorm) to the loss: coupled L2, unlike --weight-decay")
+    g.add_argument("--l1", type=float, metavar="λ", default=0.0,
+                   help="add λ·Σ|w| over the decayed weights to the loss")
     g.add_argument("--augment", action="store_true", help="sentence tasks: add EDA copies of each training row "
-                                                          "(random deletion, swap, insertion); never validation/test")
-    g.add_argument("--augment-p", type=float, default=0.1, help="--augment: share of a row's words changed")
-    g.add_argument("--augment-n", type=int, default=1, help="--augment: copies per training row")
-    g.add_argument("--mask-tokens", type=float, default=0.0, help="replace this share of training word pieces "
-                                                                  "with [MASK], afresh each epoch")
+                   "(random deletion, swap, insertion); never validation/test")
+    g.add_argument("--augment-p", type=float, metavar="P", default=0.1, help="--augment: share of a row's words "
+                   "changed")
+    g.add_argument("--augment-n", type=int, metavar="N", default=1, help="--augment: copies per training row")
+    g.add_argument("--mask-tokens", type=float, metavar="F", default=0.0, help="replace this share of training word "
+                   "pieces with [MASK], afresh each epoch")
     g = p.add_argument_group("imbalance and loss")
     g.add_argument("--undersample", action="store_true", help="draw each class down to the smallest, afresh "
-                                                              "each epoch (classification)")
+                   "each epoch (classification)")
     g.add_argument("--loss", choices=["ce", "focal"], default="ce", help="classification, multilabel: "
                    "cross-entropy, or focal loss -(1 - p_t)^γ log p_t (Lin et al. 2017)")
-    g.add_argument("--focal-gamma", type=float, default=2.0, help="--loss focal: γ (0 is cross-entropy)")
-    g.add_argument("--label-smoothing", type=float, default=0.0, help="classification: ε of label smoothing")
+    g.add_argument("--focal-gamma", type=float, metavar="γ", default=2.0, help="--loss focal: γ (0 is cross-entropy)")
+    g.add_argument("--label-smoothing", type=float, metavar="ε", default=0.0,
+                   help="classification: ε of label smoothing")
     g.add_argument("--tune-thresholds", action="store_true", help="multilabel: per-label probability thresholds "
                    "that maximise each label's F1 on the validation set; saved, used by evaluate and predict")
     g = p.add_argument_group("optimizer")
     g.add_argument("--optimizer", choices=sorted(optim.OPTIMIZERS), default="adamw",
                    help="adamw: decoupled --weight-decay; adam: --weight-decay is coupled L2 (added to the "
                         "gradient, so it enters the moments); sgd: plain, --momentum, --nesterov")
-    g.add_argument("--momentum", type=float, default=0.0, help="sgd: momentum μ")
+    g.add_argument("--momentum", type=float, metavar="μ", default=0.0, help="sgd: momentum μ")
     g.add_argument("--nesterov", action="store_true", help="sgd: Nesterov momentum (needs --momentum > 0)")
     g = p.add_argument_group("splits and calibration")
-    g.add_argument("--test-fraction", type=float, default=0.0, help="hold out this share of --train as a "
-                                                                    "stratified test split (beside validation)")
-    g.add_argument("--folds", type=int, default=0, help="K-fold cross-validation: train K models into OUT/fold-k, "
-                                                        "each validated on its fold; mean ± standard error in "
-                                                        "OUT/results.json")
+    g.add_argument("--test-fraction", type=float, metavar="F", default=0.0, help="hold out this share of --train as "
+                   "a stratified test split (beside validation)")
+    g.add_argument("--folds", type=int, metavar="K", default=0, help="K-fold cross-validation: train K models into "
+                   "OUT/fold-k, each validated on its fold; mean ± standard error in OUT/results.json")
     g.add_argument("--calibrate", action="store_true", help="classification: fit a softmax temperature on the "
-                                                            "validation set after training (Guo et al. 2017)")
+                   "validation set after training (Guo et al. 2017)")
 
 
 def check_recipe_args(args) -> None:
