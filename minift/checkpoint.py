@@ -217,7 +217,8 @@ def read_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
 META_TYPES = {"task": str, "labels": (list, type(None)), "columns": dict, "max_length": int, "pooling": str,
               "has_header": bool, "encoding": str, "label_delimiter": str, "stride": int, "label_all_subtokens": bool,
               "doc_stride": int, "max_answer_length": int, "n_best": int, "max_target_length": int, "beams": int,
-              "length_penalty": (int, float), "surface": (dict, type(None))}
+              "length_penalty": (int, float), "surface": (dict, type(None)), "temperature": (int, float, type(None)),
+              "thresholds": (list, type(None)), "training": (dict, type(None))}
 
 
 class Meta(dict):
@@ -253,6 +254,12 @@ def read_meta(path: str | Path, tasks) -> Meta:
     labels = meta.get("labels") or []
     if not all(isinstance(x, str) for x in labels) or len(set(labels)) != len(labels):
         raise CheckpointError(f"{path}: 'labels' should be distinct strings, got {labels!r}")
+    if meta.get("temperature") is not None and not meta["temperature"] > 0:
+        raise CheckpointError(f"{path}: 'temperature' should be > 0, got {meta['temperature']!r}")
+    thresholds = meta.get("thresholds")
+    if thresholds is not None and (len(thresholds) != len(labels) or not all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds)):
+        raise CheckpointError(f"{path}: 'thresholds' should be one number per label, got {thresholds!r}")
     columns = meta.get("columns", {})
     if not all(isinstance(c, (str, int, type(None))) and not isinstance(c, bool) for c in columns.values()):
         raise CheckpointError(f"{path}: 'columns' should map to column names or indices, got {columns!r}")

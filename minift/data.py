@@ -399,3 +399,24 @@ def stratified_split(labels, valid_fraction, seed, stratify=True):
         valid += rng.choice(idx, quota[c], replace=False).tolist()
     chosen = set(valid)
     return [i for i in range(n) if i not in chosen], sorted(valid)
+
+
+def stratified_folds(labels, k, seed, stratify=True):
+    """Split indices 0..N-1 into k disjoint folds (lists of sorted indices) covering them all, for k-fold
+    cross-validation: fold j validates, the others train. Stratified: each class's indices, shuffled, are dealt
+    round-robin to the folds, the deal continuing from class to class, so every fold holds floor(n_c / k) or
+    one more of each class c, and the fold sizes differ by at most one. With `stratify=False`, or float labels
+    (regression), one shuffle of all the indices is dealt."""
+    if k < 2 or k > len(labels):
+        raise ValueError(f"k-fold cross-validation needs 2 <= k <= {len(labels)} rows, got k = {k}")
+    rng = np.random.default_rng(seed)
+    if not stratify or any(isinstance(label, float) for label in labels):
+        groups = [list(range(len(labels)))]
+    else:
+        groups = list(_by_class(labels).values())
+    folds, turn = [[] for _ in range(k)], 0
+    for idx in groups:
+        for i in rng.permutation(idx).tolist():
+            folds[turn % k].append(i)
+            turn += 1
+    return [sorted(fold) for fold in folds]

@@ -259,6 +259,25 @@ class Encoder(nn.Module):
             log.info("%s: task-head tensors not part of the encoder: %s", folder, ", ".join(sorted(heads)))
         return model
 
+    def set_dropout(self, hidden: float | None = None, attention: float | None = None) -> "Encoder":
+        """Override the checkpoint's dropout rates (`--dropout`, `--attention-dropout`; None keeps one): every
+        hidden-state dropout layer and the attention-probability dropout, and the config that is saved with the
+        model (a task head built afterwards takes `hidden` too, as Hugging Face's classifier_dropout does)."""
+        for name, p in (("hidden", hidden), ("attention", attention)):
+            if p is not None and not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} dropout {p}: must lie in [0, 1)")
+        if hidden is not None:
+            self.cfg.hidden_dropout = hidden
+            for m in self.modules():
+                if isinstance(m, nn.Dropout):
+                    m.p = hidden
+        if attention is not None:
+            self.cfg.attention_dropout = attention
+            for m in self.modules():
+                if isinstance(m, SelfAttention):
+                    m.dropout_p = attention
+        return self
+
     def hf_state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
         """The weights under their Hugging Face names, e.g. `bert.` + `encoder.layer.0.attention.self.query.weight`."""
         family = self.cfg.model_type

@@ -5,6 +5,9 @@ as `minift.train` override them. Prints the task's metrics as one JSON object, e
 `{"accuracy": 0.91, "f1": 0.90, "auc": 0.97}`; ner adds the scores of each entity type under "per_type".
 `--model BASE --adapter DIR` scores the LoRA adapters and head that `minift.train --lora R --save-adapter --out DIR`
 saved, on the base model it started from.
+A saved temperature (`train --calibrate`) and per-label thresholds (`train --tune-thresholds`) are applied.
+`--report` then prints the per-class table, the confusion matrix and the calibration error, and `--plots` writes
+PNGs into the model folder (minift/report.py; sentence models).
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ import argparse
 import json
 import sys
 
-from minift import cli
+from pathlib import Path
+
+from minift import cli, report
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,6 +32,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-header", action="store_true", help="the file has no header row: columns by index")
     p.add_argument("--encoding", help="override the saved encoding")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--report", action="store_true", help="print the per-class precision / recall / F1 table, the "
+                                                         "confusion matrix and the expected calibration error")
+    p.add_argument("--plots", action="store_true", help="write confusion_matrix.png, roc.png, precision_recall.png "
+                                                        "and reliability.png (regression: scatter.png) beside the "
+                                                        "model (needs matplotlib)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     return p
 
@@ -36,10 +46,17 @@ def main(argv=None) -> None:
     device = cli.pick_device(args.device)
     task, model = cli.load_trained(args.model, device, args.adapter)
     task.override(vars(args))  # columns, header, encoding, qa's --articles
+    plt = report.check(task, args.plots) if args.report or args.plots else None  # before any work
     features = task.featurize(task.read(args.data), args.data)
     if not features:
         raise cli.DataError(f"{args.data}: no rows to evaluate")
     print(json.dumps(task.evaluate(model, features, args.batch_size, device)))
+    if args.report or args.plots:
+        out = report.outputs(task, model, features, args.batch_size, device)
+        if args.report:
+            print(report.text(out), end="")
+        for path in report.plots(out, Path(args.model), plt) if args.plots else []:
+            print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

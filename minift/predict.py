@@ -1,7 +1,8 @@
 """`python -m minift.predict --model DIR (--text T ... | --data FILE)`: labels for new texts.
 
-Prints one JSON line per input: for classification the label and every label's probability, for multilabel the
-labels predicted (probability > 0.5) and the probabilities, for regression the value, e.g.
+Prints one JSON line per input: for classification the label and every label's probability (divided by the
+temperature `train --calibrate` saved, if any), for multilabel the labels predicted (probability > 0.5, or > each
+label's threshold saved by `train --tune-thresholds`) and the probabilities, for regression the value, e.g.
 `{"text": "a fine film", "label": "positive", "probabilities": {"negative": 0.03, "positive": 0.97}}`;
 for ner each word's tag and the entities with their characters, `{"entities": [{"text", "type", "start", "end"}]}`;
 for qa (`--question Q --context C`) the answer and its characters in the context, `{"answer", "start", "end",

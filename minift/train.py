@@ -5,7 +5,8 @@ The loop, in the order it runs (Devlin et al., 2019, §4; Mosbach et al., 2021 f
     1. read the data, map labels to ids, split off a validation set if none is given          `prepare`
     2. load the pretrained encoder and tokenizer, add the task's head, freeze what `--freeze` says (or train
        LoRA adapters, `--lora R`, minift/lora.py)                                                  `setup`
-    3. AdamW with decoupled weight decay; the learning rate warms up, then follows `--schedule`
+    3. AdamW with decoupled weight decay (`--optimizer adam | sgd`: minift/recipes.py, optim.py); the learning
+       rate warms up, then follows `--schedule`
     4. for each epoch, for each update (`fit`):                                                 `update`
        sum the loss over `--accumulate` micro-batches (forward + loss under `--precision`, see
        minift/precision.py), divide the gradient by the number of examples they hold (so N micro-batches equal
@@ -19,7 +20,8 @@ The loop, in the order it runs (Devlin et al., 2019, §4; Mosbach et al., 2021 f
        improvement                                                                       `evaluate_and_keep_best`
        Every `--save-every` steps, and on Ctrl-C, a checkpoint to `--resume` from (minift/resume.py,
        faults.py); `LoopState` is what it holds of the loop                                    `checkpoint`
-    6. reload the best model; write its validation and test scores to `results.json`          `finish`
+    6. reload the best model; `--calibrate` fits a temperature on the validation rows; write its validation and
+       test scores to `results.json` and, with the run's flags and data, to minift.json and the model card `finish`
 
 What a task does (read, featurize, loss, evaluate, save) is minift/tasks/: the loop knows nothing else of it.
 With no arguments it fine-tunes all-MiniLM-L6-v2 on the small sentiment dataset bundled with minift.
@@ -31,14 +33,14 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from minift import atomic, cli, distributed, faults, freeze, lora, optim, precision, resume
-from minift.data import check_training_rows, stratified_split
+from minift import atomic, cli, distributed, faults, freeze, lora, optim, precision, recipes, resume
+from minift.data import check_training_rows
 from minift.encoder import Encoder
 from minift.precision import autocast
 from minift.tasks import TASKS, Task
@@ -60,11 +62,12 @@ class LoopState:
     skipped: int = 0  # updates skipped for a NaN / inf loss or gradient; `bad_in_row` of them in a row
     bad_in_row: int = 0
     grad_norm: float = math.nan  # of the last update, before clipping
+    penalties: dict = field(default_factory=dict)  # --l2 / --l1 terms of the last update, beside train_loss
 
     def record(self, update: "Update", epoch: int, position: int) -> None:
         """Count one update, after which the next starts `position` micro-batches into `epoch`."""
         self.step, self.epoch, self.position = self.step + 1, epoch, position
-        self.train_loss, self.grad_norm = update.loss, update.grad_norm
+        self.train_loss, self.grad_norm, self.penalties = update.loss, update.grad_norm, update.penalties
         self.skipped += update.skipped
         self.bad_in_row = self.bad_in_row + update.bad if update.skipped else 0
 
@@ -76,7 +79,7 @@ class Run:
     args: argparse.Namespace
     task: Task
     model: torch.nn.Module
-    opt: optim.AdamW
+    opt: torch.optim.Optimizer  # --optimizer: optim.AdamW, Adam or SGD
     scaler: torch.amp.GradScaler
     device: torch.device
     train_f: list
@@ -116,16 +119,11 @@ def prepare(args, tokenizer):
     if not train:
         raise cli.DataError(f"{args.train}: no rows to train on")
     task.fit_labels(train)
-    if args.valid:
-        valid = task.read(args.valid)
-    else:
-        labels = [e.label for e in train] if args.task == "classification" else None
-        tr, va = stratified_split(labels or list(range(len(train))), args.valid_fraction, args.seed,
-                                  stratify=labels is not None)
-        train, valid = [train[i] for i in tr], [train[i] for i in va]
+    train, valid, test = recipes.split_rows(args, task, train)  # --valid, --test, --test-fraction, --folds
     labels = [e.label for e in train] if args.task == "classification" else None
     check_training_rows(str(args.train), len(train), len(valid), labels, None if args.valid else args.valid_fraction)
-    test = task.read(args.test) if args.test else []
+    if args.augment:  # the training rows only, after the split: no copy of a row reaches validation or test
+        train = recipes.augmented(args, train)
     train_f = task.featurize(train, str(args.train))
     task.fit_loss(train_f)  # e.g. balanced class weights, from the training rows only
     return task, train_f, task.featurize(valid, str(args.valid or args.train)), task.featurize(test, str(args.test))
@@ -154,15 +152,16 @@ def setup(args) -> Run:
     precision.check(args.precision, device)
     cli.seed_everything(args.seed)
     tokenizer = Tokenizer.from_pretrained(args.model, args.revision)
-    encoder = Encoder.from_pretrained(args.model, args.revision)
+    encoder = Encoder.from_pretrained(args.model, args.revision).set_dropout(args.dropout, args.attention_dropout)
     check_length(args, encoder.cfg)
     task, train_f, valid_f, test_f = prepare(args, tokenizer)
+    task.record = recipes.record(args, train_f, valid_f, test_f)  # minift.json "training" and the model card
     model = task.build_model(encoder).to(device)
     if args.lora:  # A and B are new parameters: before the optimizer
         lora.apply_lora(model, args.lora, args.lora_alpha, args.lora_dropout, args.lora_targets)
-    # The optimizer holds every parameter (under LoRA: A, B and the head); frozen ones get no gradient, and AdamW
-    # skips them.
-    opt = optim.AdamW(optim.param_groups(model, args.lr, args.weight_decay, args.layer_decay), lr=args.lr)
+    # The optimizer holds every parameter (under LoRA: A, B and the head); frozen ones get no gradient, and the
+    # optimizer skips them.
+    opt = recipes.make_optimizer(args, model)
     try:
         (lora.freeze_adapters if args.lora else freeze.apply_freeze)(model, args.freeze)
     except ValueError as e:
@@ -207,10 +206,12 @@ class Update:
     skipped: bool  # the loss or the norm was NaN / inf: the weights did not move
     bad: bool  # skipped, and not for an fp16 overflow (the GradScaler's business: it lowers its scale)
     stop_requested: bool  # some process was asked to stop (Ctrl-C)
+    penalties: dict = field(default_factory=dict)  # {"l2_penalty": λ₂ Σw², "l1_penalty": λ₁ Σ|w|} if asked
 
 
 def update(model, opt, scaler, micro_batches: list[dict], loss, device: torch.device, lr_scale: float,
-           max_grad_norm: float = 0.0, precision: str = "fp32", stop_requested=lambda: False) -> Update:
+           max_grad_norm: float = 0.0, precision: str = "fp32", stop_requested=lambda: False,
+           penalty=None) -> Update:
     """One optimizer update: the gradient of Σ_b L_b / Σ_b n_b over the micro-batches b, as one batch of them all.
 
         L_b, n_b = loss(model, b)     summed loss and its count, forward + loss under autocast (`precision`)
@@ -218,6 +219,9 @@ def update(model, opt, scaler, micro_batches: list[dict], loss, device: torch.de
         L, n = Σ L_b, Σ n_b           over every process too: one all-reduce, with `stop_requested()` (read now,
                                       so that a Ctrl-C during the backward passes stops after this update)
         g = g / S / n                 (under DDP, backward already averaged over the W processes: g / (n / W))
+        g = g + ∇P(w)                 `penalty(params)` -> its terms, P = Σ of them (--l2, --l1), over the
+                                      decayed parameters: added once, after the division, so the update descends
+                                      Σ L_b / Σ n_b + P whether the rows came in one batch or N micro-batches
         norm = |g|; clip g to `max_grad_norm` (0: no clipping, the norm is still measured)
         lr = each group's base lr × `lr_scale` (the schedule's value); AdamW step, or skip if L or norm is not finite
     `model` may be wrapped in DDP (distributed.wrap); it then all-reduces the gradients in the last backward."""
@@ -236,6 +240,7 @@ def update(model, opt, scaler, micro_batches: list[dict], loss, device: torch.de
     for p in model.parameters():
         if p.grad is not None:
             p.grad.div_(count / distributed.world_size())
+    penalties = add_penalty_gradient(model, penalty) if penalty is not None else {}
     grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm or math.inf))
     optim.set_lr(opt, lr_scale)
     finite = math.isfinite(loss_sum) and math.isfinite(grad_norm)
@@ -244,7 +249,17 @@ def update(model, opt, scaler, micro_batches: list[dict], loss, device: torch.de
     scaler.update()  # fp16: lower the scale after an overflow, raise it after a run of good steps
     opt.zero_grad(set_to_none=True)  # a skipped update's gradients are thrown away
     overflow_only = scaler.is_enabled() and math.isfinite(loss_sum)
-    return Update(loss_sum / count, grad_norm, not finite, not finite and not overflow_only, stops > 0)
+    return Update(loss_sum / count, grad_norm, not finite, not finite and not overflow_only, stops > 0, penalties)
+
+
+def add_penalty_gradient(model, penalty) -> dict:
+    """.grad += ∇ Σ_k terms_k for `penalty(params)` -> {name: λ·P(params)} over `optim.decayed_params(model)`
+    (the same on every process: no all-reduce). Returns each term's value, for metrics.jsonl."""
+    params = optim.decayed_params(model)
+    terms = penalty(params)
+    for p, g in zip(params, torch.autograd.grad(sum(terms.values()), params)):
+        p.grad = g if p.grad is None else p.grad.add_(g)
+    return {name: float(value.detach()) for name, value in terms.items()}
 
 
 def evaluate_and_keep_best(run: Run, state: LoopState, epoch: float, throughput: Throughput) -> bool:
@@ -252,9 +267,10 @@ def evaluate_and_keep_best(run: Run, state: LoopState, epoch: float, throughput:
     Under torchrun rank 0 alone evaluates, on every validation row, and tells the others whether to stop."""
     if run.main:
         examples_per_s, tokens_per_s = throughput.rates()
+        run.task.tune(run.model, run.valid_f, device=run.device)  # e.g. --tune-thresholds, saved with the model
         scores = run.task.evaluate(run.model, run.valid_f, device=run.device)
         with (run.out / "metrics.jsonl").open("a", encoding="utf-8") as log:
-            row = {"step": state.step, "epoch": round(epoch, 4), "train_loss": state.train_loss,
+            row = {"step": state.step, "epoch": round(epoch, 4), "train_loss": state.train_loss, **state.penalties,
                    "grad_norm": state.grad_norm, "lr": run.opt.param_groups[0]["lr"],
                    "examples_per_s": round(examples_per_s, 1), "tokens_per_s": round(tokens_per_s, 1),
                    "skipped_steps": state.skipped, "elapsed_s": round(time.time() - run.start, 2), "valid": scores}
@@ -288,8 +304,8 @@ def epoch_batches(run: Run, epoch: int) -> tuple[torch.nn.Module, list[dict]]:
         freeze.gradual_unfreeze(run.model, epoch, args.freeze)
     ddp = distributed.wrap(run.model, run.device)
     run.model.train()
-    return ddp, list(run.task.batches(run.train_f, args.batch_size, args.seed, epoch, shuffle=True,
-                                      bucket=args.bucket))
+    batches = list(run.task.batches(run.train_f, args.batch_size, args.seed, epoch, shuffle=True, bucket=args.bucket))
+    return ddp, recipes.mask_batches(args, run.task.tokenizer, batches, epoch)  # --mask-tokens
 
 
 def show(bar, state: LoopState, run: Run, throughput: Throughput) -> None:
@@ -307,6 +323,8 @@ def train(args) -> dict:
     Around the loop: the torchrun process group (if any), Ctrl-C as a request to checkpoint and stop, and
     out-of-memory errors as advice (minift/distributed.py, minift/faults.py)."""
     with distributed.process_group(), faults.StopRequest() as stop_request, faults.out_of_memory_advice(args):
+        if args.folds:  # k-fold cross-validation: k runs into OUT/fold-k, their summary in OUT/results.json
+            return recipes.cross_validate(args, lambda fold_args: fit(fold_args, stop_request))
         return fit(args, stop_request)
 
 
@@ -325,7 +343,8 @@ def fit(args, stop_request) -> dict:
                 throughput.add(group)
                 done = update(ddp, run.opt, run.scaler, group, run.task.loss, run.device,
                               optim.SCHEDULES[args.schedule](state.step, run.total, run.warmup),
-                              args.max_grad_norm, args.precision, lambda: stop_request.requested)
+                              args.max_grad_norm, args.precision, lambda: stop_request.requested,
+                              recipes.penalty(args))
                 state.record(done, epoch, i + len(group))
                 show(bar, state, run, throughput)
                 if state.bad_in_row >= args.max_bad_steps:
@@ -352,10 +371,15 @@ def finish(run: Run, state: LoopState) -> dict:
     if not run.main:
         return {}
     task, model = cli.load_trained(run.out, run.device)
+    calibration = recipes.calibrate(task, model, run.valid_f, run.device) if run.args.calibrate else None
     results = {"valid": task.evaluate(model, run.valid_f, device=run.device), "best_step": state.best_step,
                "skipped_steps": state.skipped, "train_seconds": round(time.time() - run.start, 2)}
     if run.test_f:
         results["test"] = task.evaluate(model, run.test_f, device=run.device)
+    if calibration:
+        results["calibration"] = calibration  # the temperature, and validation ECE / NLL before and after
+    task.record["scores"] = {split: results[split] for split in ("valid", "test") if split in results}
+    task.write_meta(run.out)  # minift.json (with the temperature) and the model card, now with the scores
     atomic.write_json(run.out / "results.json", results)
     print(f"validation {task.main_metric}: {results['valid'][task.main_metric]:.4f} "
           f"(best at step {state.best_step}); model saved to {run.out}")

@@ -75,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_seq2seq_flags(p)
     add_lora_flags(p)
+    add_recipe_flags(p)
     return p
 
 
@@ -106,6 +107,89 @@ def add_seq2seq_flags(p: argparse.ArgumentParser) -> None:
                                                                     "many distinct validation sources (0: all)")
 
 
+def add_recipe_flags(p: argparse.ArgumentParser) -> None:
+    """The recipes of the fine-tuning courses (issue 15): regularisation, augmentation, imbalance, optimizers,
+    splits, calibration. Checked by `check_recipe_args`; what a run used is recorded in minift.json."""
+    g = p.add_argument_group("regularisation")
+    g.add_argument("--dropout", type=float, metavar="P",
+                   help="override the checkpoint's hidden dropout rate (and the head's)")
+    g.add_argument("--attention-dropout", type=float, metavar="P",
+                   help="override the checkpoint's attention dropout rate")
+    g.add_argument("--l2", type=float, metavar="λ", default=0.0, help="add λ·Σw² over the decayed weights (no "
+                   "biases or LayerNorm) to the loss: coupled L2, unlike --weight-decay")
+    g.add_argument("--l1", type=float, metavar="λ", default=0.0,
+                   help="add λ·Σ|w| over the decayed weights to the loss")
+    g.add_argument("--augment", action="store_true", help="sentence tasks: add EDA copies of each training row "
+                   "(random deletion, swap, insertion); never validation/test")
+    g.add_argument("--augment-p", type=float, metavar="P", default=0.1, help="--augment: share of a row's words "
+                   "changed")
+    g.add_argument("--augment-n", type=int, metavar="N", default=1, help="--augment: copies per training row")
+    g.add_argument("--mask-tokens", type=float, metavar="F", default=0.0, help="replace this share of training word "
+                   "pieces with [MASK], afresh each epoch")
+    g = p.add_argument_group("imbalance and loss")
+    g.add_argument("--undersample", action="store_true", help="draw each class down to the smallest, afresh "
+                   "each epoch (classification)")
+    g.add_argument("--loss", choices=["ce", "focal"], default="ce", help="classification, multilabel: "
+                   "cross-entropy, or focal loss -(1 - p_t)^γ log p_t (Lin et al. 2017)")
+    g.add_argument("--focal-gamma", type=float, metavar="γ", default=2.0, help="--loss focal: γ (0 is cross-entropy)")
+    g.add_argument("--label-smoothing", type=float, metavar="ε", default=0.0,
+                   help="classification: ε of label smoothing")
+    g.add_argument("--tune-thresholds", action="store_true", help="multilabel: per-label probability thresholds "
+                   "that maximise each label's F1 on the validation set; saved, used by evaluate and predict")
+    g = p.add_argument_group("optimizer")
+    g.add_argument("--optimizer", choices=sorted(optim.OPTIMIZERS), default="adamw",
+                   help="adamw: decoupled --weight-decay; adam: --weight-decay is coupled L2 (added to the "
+                        "gradient, so it enters the moments); sgd: plain, --momentum, --nesterov")
+    g.add_argument("--momentum", type=float, metavar="μ", default=0.0, help="sgd: momentum μ")
+    g.add_argument("--nesterov", action="store_true", help="sgd: Nesterov momentum (needs --momentum > 0)")
+    g = p.add_argument_group("splits and calibration")
+    g.add_argument("--test-fraction", type=float, metavar="F", default=0.0, help="hold out this share of --train as "
+                   "a stratified test split (beside validation)")
+    g.add_argument("--folds", type=int, metavar="K", default=0, help="K-fold cross-validation: train K models into "
+                   "OUT/fold-k, each validated on its fold; mean ± standard error in OUT/results.json")
+    g.add_argument("--calibrate", action="store_true", help="classification: fit a softmax temperature on the "
+                   "validation set after training (Guo et al. 2017)")
+
+
+def check_recipe_args(args) -> None:
+    """The recipe flags: rates in range, and each only for the tasks it means something for."""
+    sentence = args.task in ("classification", "multilabel", "regression")
+    for flag, value in (("--dropout", args.dropout), ("--attention-dropout", args.attention_dropout),
+                        ("--mask-tokens", args.mask_tokens), ("--augment-p", args.augment_p),
+                        ("--label-smoothing", args.label_smoothing), ("--test-fraction", args.test_fraction)):
+        if value is not None and not 0 <= value < 1:
+            raise cli.UsageError(f"{flag} {value}: must lie in [0, 1)")
+    if args.l1 < 0 or args.l2 < 0 or args.focal_gamma < 0 or args.momentum < 0 or args.augment_n < 1:
+        raise cli.UsageError("--l1, --l2, --focal-gamma and --momentum must be >= 0, --augment-n at least 1")
+    if args.augment and not sentence:
+        raise cli.UsageError(f"--augment rewrites sentences: it applies to classification, multilabel and "
+                             f"regression, not --task {args.task}")
+    if args.mask_tokens and args.task == "seq2seq":
+        raise cli.UsageError("--mask-tokens would mask the targets a seq2seq model learns to write: not for seq2seq")
+    if args.undersample and (args.oversample or args.task != "classification"):
+        raise cli.UsageError("--undersample applies to --task classification, without --oversample")
+    if args.loss == "focal" and args.task not in ("classification", "multilabel"):
+        raise cli.UsageError("--loss focal applies to --task classification and multilabel")
+    if args.label_smoothing and (args.task != "classification" or args.loss == "focal"):
+        raise cli.UsageError("--label-smoothing smooths the cross-entropy of --task classification: not for other "
+                             "tasks, nor with --loss focal")
+    if args.tune_thresholds and args.task != "multilabel":
+        raise cli.UsageError("--tune-thresholds chooses multi-label thresholds: --task multilabel only")
+    if args.calibrate and args.task != "classification":
+        raise cli.UsageError("--calibrate fits a softmax temperature: --task classification only")
+    if args.optimizer != "sgd" and (args.momentum or args.nesterov):
+        raise cli.UsageError("--momentum and --nesterov are for --optimizer sgd")
+    if args.nesterov and not args.momentum:
+        raise cli.UsageError("--nesterov needs --momentum > 0")
+    if args.folds and (args.folds < 2 or args.valid or args.resume):
+        raise cli.UsageError("--folds K needs K >= 2, and validates on each fold: not with --valid or --resume")
+    if args.test_fraction and args.test:
+        raise cli.UsageError("--test-fraction splits a test set off --train: not with --test")
+    if not args.valid and not args.folds and args.test_fraction + args.valid_fraction >= 1:
+        raise cli.UsageError(f"--valid-fraction {args.valid_fraction} + --test-fraction {args.test_fraction} "
+                             "leave no rows to train on")
+
+
 def check_args(args) -> None:
     args.max_length_is_default = args.max_length is None  # a default may be lowered to fit (train.check_length)
     if args.max_length is None:
@@ -123,6 +207,7 @@ def check_args(args) -> None:
         raise cli.UsageError("--lr must be > 0, --valid-fraction between 0 and 1, --warmup >= 0")
     if args.layer_decay is not None and not 0 < args.layer_decay <= 1:
         raise cli.UsageError(f"--layer-decay {args.layer_decay}: must be in (0, 1]")
+    check_recipe_args(args)
     if args.task != "classification" and (args.class_weights != "none" or args.oversample):
         raise cli.UsageError("--class-weights and --oversample apply to --task classification only")
     if args.task != "qa" and (args.articles or args.valid_articles):

@@ -243,6 +243,9 @@ def test_a_real_process_prints_one_message_and_no_traceback(model, tmp_path):
     (lambda m: m.update(labels=["negative", "negative"]), "'labels' should be distinct strings"),
     (lambda m: m.pop("columns"), "no 'columns' field"),
     (lambda m: m.update(columns={"text": [0]}), "'columns' should map to column names or indices"),
+    (lambda m: m.update(temperature=0), "'temperature' should be > 0"),
+    (lambda m: m.update(thresholds=[0.5]), "'thresholds' should be one number per label"),
+    (lambda m: m.update(training=[]), "field 'training' is []"),
 ])
 def test_a_bad_minift_json(model, tmp_path, capsys, edit, message):
     """A trained model folder whose minift.json was edited: `minift.evaluate` refuses it with the field's name."""

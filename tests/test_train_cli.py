@@ -62,7 +62,7 @@ def test_classification_writes_every_file_and_pins_first_losses(files, tmp_path,
     results = run_train(files, out, "--eval-every", "1", "--max-steps", "4")
     names = {p.name for p in out.iterdir()}
     assert names == {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "minift.json",
-                     "metrics.jsonl", "results.json"}
+                     "README.md", "metrics.jsonl", "results.json"}
     log = read_log(out)
     assert [row["step"] for row in log] == [1, 2, 3, 4]
     # Pinned for seed 7 on the tiny model: a change here means the loop, data order or init changed.

@@ -69,8 +69,8 @@ def test_lora_trains_adapters_and_head_and_saves_a_plain_merged_checkpoint(files
     assert meta["lora"] == {"r": R, "alpha": 2.0 * R, "dropout": 0.1, "targets": ["query", "value"],
                             "adapter_of": files["model"]}
     assert json.loads((out / ADAPTER_FOLDER / "minift.json").read_text()) == meta
-    assert sorted(p.name for p in (out / ADAPTER_FOLDER).iterdir()) == ["adapter_config.json",
-                                                                      "adapter_model.safetensors", "minift.json"]
+    assert sorted(p.name for p in (out / ADAPTER_FOLDER).iterdir()) == [
+        "README.md", "adapter_config.json", "adapter_model.safetensors", "minift.json"]  # README: as PEFT writes
     assert not (out / "adapter_config.json").exists()  # transformers would add the adapter to the merged model
 
 

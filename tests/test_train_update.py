@@ -94,3 +94,36 @@ def test_a_non_finite_loss_skips_the_update(tiny):
     assert done.skipped and done.bad and math.isnan(done.loss)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and not opt.state
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("l2,l1", [(0.5, 0.0), (0.0, 0.3), (0.2, 0.1)])
+def test_penalties_are_added_once_per_update_whatever_the_micro_batches(tiny, l2, l1):
+    """--l2 / --l1 through `update` with plain SGD (lr 1, no clipping): the step is the gradient of the mean
+    cross-entropy of all rows plus λ₂·2w + λ₁·sign(w) on the decayed weights only, whether the 6 rows come as
+    one batch or 3 micro-batches; the logged terms are λ₂Σw² and λ₁Σ|w| of the weights before the step."""
+    from types import SimpleNamespace
+
+    from minift import recipes
+    folder, task, features = tiny
+    penalty = recipes.penalty(SimpleNamespace(l2=l2, l1=l1))
+    results = []
+    for size in (6, 2):
+        model = fresh(folder, task)
+        ref = copy.deepcopy(model)
+        opt = optim.SGD(model.parameters(), lr=1.0)
+        done = train.update(model, opt, precision.grad_scaler("fp32", torch.device("cpu")),
+                            list(task.batches(features, size)), task.loss, torch.device("cpu"), lr_scale=1.0,
+                            penalty=penalty)
+        logits = ref(*(next(task.batches(features, 6))[k] for k in ("input_ids", "attention_mask",
+                                                                      "token_type_ids")))
+        F.cross_entropy(logits, next(task.batches(features, 6))["labels"]).backward()
+        decayed = [p.detach() for p in ref.parameters() if p.ndim >= 2]
+        assert set(done.penalties) == {n for n, lam in (("l2_penalty", l2), ("l1_penalty", l1)) if lam}
+        assert done.penalties.get("l2_penalty", 0) == pytest.approx(l2 * sum(float((p ** 2).sum()) for p in decayed))
+        assert done.penalties.get("l1_penalty", 0) == pytest.approx(l1 * sum(float(p.abs().sum()) for p in decayed))
+        with torch.no_grad():
+            for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+                extra = 2 * l2 * q + l1 * q.sign() if q.ndim >= 2 else 0  # biases and LayerNorm: no penalty
+                torch.testing.assert_close(p, q - (q.grad + extra), rtol=1e-9, atol=1e-12, msg=name)
+        results.append(model.state_dict())
+    assert all(torch.allclose(results[0][k], results[1][k], rtol=1e-10, atol=1e-12) for k in results[0])

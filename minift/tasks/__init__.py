@@ -13,18 +13,22 @@ a new task family is one new module with a `Task` subclass, plus one line in `TA
     build_model(encoder)         encoder + the task's head (the saved head when the checkpoint has one)
     loss(model, batch)           -> (summed loss, the count it is an average over): the loop divides the sum of
                                  a whole accumulated update by the sum of its counts
+    tune(model, features, device)   learn from the validation rows how outputs become predictions (multilabel
+                                 thresholds); the loop calls it before each `evaluate` on them
     evaluate(model, features, batch_size, device) -> {metric: value}; `main_metric` picks the best model
     example(text, pair)          one input given on the command line (`predict --text`)
     predict(model, examples, batch_size, device) -> one JSON-ready row per example
     override(flags)              `evaluate` / `predict` flags that replace what minift.json saved
     meta() / from_meta(meta, tokenizer)   the settings minift.json keeps, so new data is read the same way
     save(model, folder, adapter_of)   the model folder (below): written once, here, for every task
+    write_meta(folder)           minift.json and README.md alone (the loop adds the scores when training ends)
     peft_task_type, adapter_heads     PEFT's task type and the head's module -> Hugging Face name, for the adapter
                                  folder of a LoRA model (minift/lora.py); None / {} where PEFT has no layout
 
 A saved model folder is a Hugging Face checkpoint that `transformers` loads (`config.json` names the class, e.g.
 `BertForSequenceClassification`; the encoder's tensors carry the family prefix `bert.`, the head's its Hugging
-Face names), plus the tokenizer and `minift.json`; it is written atomically (minift/atomic.py). A LoRA model is
+Face names), plus the tokenizer, `minift.json` (`meta()`, and `record`: what `minift.train` records of the run)
+and a model card, `README.md` (minift/card.py); it is written atomically (minift/atomic.py). A LoRA model is
 saved merged (W + (α/r)·B·A): the same plain checkpoint; with `--save-adapter` its subfolder `adapter/` holds the
 adapters and the head alone in PEFT's layout (`adapter_config.json`, `adapter_model.safetensors`) and `minift.json`.
 Not beside the model: `transformers` would load an adapter it finds there on top of the merged weights.
@@ -34,7 +38,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from minift import atomic, lora
+from minift import atomic, card, lora
 from minift.checkpoint import MODEL_PREFIX
 from minift.config import architecture
 from minift.data import DataError, Example
@@ -51,6 +55,8 @@ class Task:
     encoding = "utf-8"
     peft_task_type: str | None = None  # PEFT's task_type of a saved adapter (SEQ_CLS ...); None: no adapter layout
     adapter_heads: dict[str, str] = {}  # head module -> Hugging Face name, saved whole beside the adapters
+    record: dict | None = None  # the run that trained it: base model, data, flags, scores (minift.json "training")
+    lora_settings: dict | None = None  # a LoRA model's r, alpha, dropout, targets, base (minift.json "lora")
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
@@ -86,6 +92,9 @@ class Task:
     def loss(self, model, batch):
         raise NotImplementedError
 
+    def tune(self, model, features, device="cpu") -> None:
+        """Nothing to tune by default."""
+
     def evaluate(self, model, features, batch_size: int = 64, device="cpu") -> dict:
         raise NotImplementedError
 
@@ -120,7 +129,7 @@ class Task:
         its adapters), and minift.json records its LoRA settings; with `adapter_of`, the base model it adapts
         (folder or Hub id), the subfolder ADAPTER_FOLDER holds the adapters and head alone, and minift.json."""
         settings = lora.settings(model)
-        meta = self.meta() if settings is None else {**self.meta(), "lora": {**settings, "adapter_of": adapter_of}}
+        self.lora_settings = None if settings is None else {**settings, "adapter_of": adapter_of}
         plain = model if settings is None else lora.merge_lora(copy.deepcopy(model))
 
         def fill(tmp: Path) -> None:
@@ -128,11 +137,21 @@ class Task:
             config = {"architectures": [architecture(family, self.architecture_head)], **self.hf_config()}
             plain.encoder.save_pretrained(tmp, plain.head.hf_tensors(family), config, prefix=MODEL_PREFIX[family])
             self.tokenizer.save(tmp)
-            atomic.write_json(tmp / "minift.json", meta)
             if adapter_of is not None:
                 lora.save_adapter(model, tmp / ADAPTER_FOLDER, adapter_of, self.peft_task_type, self.adapter_heads)
-                atomic.write_json(tmp / ADAPTER_FOLDER / "minift.json", meta)
+            self.write_meta(tmp)
         atomic.write_folder(folder, fill)
+
+    def write_meta(self, folder: str | Path) -> None:
+        """minift.json (`meta()`, and the run's `record` as "training") and the model card README.md rendered
+        from it, each file written atomically."""
+        meta = {**self.meta(), **({"lora": self.lora_settings} if self.lora_settings else {}),
+                **({"training": self.record} if self.record else {})}
+        text = card.render(meta, self.architecture_head)
+        for where in (Path(folder), Path(folder) / ADAPTER_FOLDER):  # the adapter folder (LoRA), if any, too
+            if where.is_dir():
+                atomic.write_json(where / "minift.json", meta)
+                atomic.write_file(where / "README.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def override_columns(task, flags: dict) -> None:

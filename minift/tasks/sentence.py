@@ -16,8 +16,15 @@ The recipe of Devlin et al. (2019, §4.1), as in Hugging Face's `BertForSequence
 Losses are returned as a sum with the count it is normalised by (examples, or example-labels for multilabel), so
 the training loop can divide by the count of a whole accumulated batch. `--class-weights balanced` weighs each
 class by n / (C · n_c) (its weight counts in the count), `--oversample` resamples the minority classes up to the
-majority in every training epoch. A saved model folder is a Hugging Face `*ForSequenceClassification` checkpoint
-plus `minift.json`, the settings that reading new data needs.
+majority in every training epoch, `--undersample` the others down to the smallest. `--loss focal` replaces
+cross-entropy by the focal loss (softmax, or sigmoid for multilabel; class weights become its α), and
+`--label-smoothing ε` smooths the cross-entropy's targets.
+
+Turning outputs into predictions may use two fitted settings, saved in minift.json: a temperature T
+(`--calibrate`: probabilities softmax(z / T), the argmax unchanged) and per-label thresholds t_l (`--tune-thresholds`:
+label l is predicted when sigmoid(z_l) > t_l, instead of z_l > 0), each fitted on the validation rows.
+A saved model folder is a Hugging Face `*ForSequenceClassification` checkpoint plus `minift.json`, the settings
+that reading new data needs.
 """
 from __future__ import annotations
 
@@ -25,10 +32,10 @@ import torch
 from torch import nn
 
 from minift import losses
-from minift.batching import balanced_class_weights, oversampled_indices, padded_batches
+from minift.batching import balanced_class_weights, oversampled_indices, padded_batches, undersampled_indices
 from minift.data import DataError, Example, LabelMap, encode_labels, read_table, regression_targets
 from minift.heads import ClassifierHead, pool
-from minift.metrics import classification_summary, multilabel_summary, regression_summary
+from minift.metrics import best_thresholds, classification_summary, multilabel_summary, regression_summary
 from minift.tasks import Task, label_config, override_columns
 
 MAIN_METRIC = {"classification": "accuracy", "multilabel": "f1_micro", "regression": "pearson"}
@@ -57,7 +64,9 @@ class SentenceTask(Task):
 
     def __init__(self, kind: str, tokenizer, columns: dict, max_length: int = 128, labels: LabelMap | None = None,
                  pooling: str = "pooler", has_header: bool = True, encoding: str = "utf-8",
-                 label_delimiter: str = ",", balanced: bool = False, oversample: bool = False):
+                 label_delimiter: str = ",", balanced: bool = False, oversample: bool = False,
+                 undersample: bool = False, loss: str = "ce", focal_gamma: float = 2.0, label_smoothing: float = 0.0,
+                 tune_thresholds: bool = False, temperature: float | None = None, thresholds: list | None = None):
         if kind not in MAIN_METRIC:
             raise ValueError(f"task {kind!r}: expected one of {', '.join(MAIN_METRIC)}")
         super().__init__(tokenizer)
@@ -66,6 +75,9 @@ class SentenceTask(Task):
         self.label_delimiter, self.balanced, self.oversample = label_delimiter, balanced, oversample
         self.main_metric = self.main_metric_of(kind)
         self.class_weights: torch.Tensor | None = None  # (C,), fitted by fit_loss when `balanced`
+        self.undersample, self.loss_name, self.focal_gamma = undersample, loss, focal_gamma
+        self.label_smoothing, self.tune_thresholds = label_smoothing, tune_thresholds
+        self.temperature, self.thresholds = temperature, thresholds  # fitted on validation rows, or None
 
     @classmethod
     def from_args(cls, args, tokenizer) -> "SentenceTask":
@@ -73,7 +85,9 @@ class SentenceTask(Task):
         columns = {"text": args.text_col, "label": args.label_col, "text_pair": args.text_pair_col}
         return cls(args.task, tokenizer, columns, args.max_length, pooling=args.pooling,
                    has_header=not args.no_header, encoding=args.encoding, label_delimiter=args.label_delimiter,
-                   balanced=args.class_weights == "balanced", oversample=args.oversample)
+                   balanced=args.class_weights == "balanced", oversample=args.oversample,
+                   undersample=args.undersample, loss=args.loss, focal_gamma=args.focal_gamma,
+                   label_smoothing=args.label_smoothing, tune_thresholds=args.tune_thresholds)
 
     @classmethod
     def main_metric_of(cls, kind: str) -> str:
@@ -123,8 +137,9 @@ class SentenceTask(Task):
     def batches(self, features, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = False,
                 bucket: bool = False):
         """Yield padded batches: dicts of (B, T) tensors and `labels`."""
-        if self.oversample and shuffle and self.kind == "classification":  # the resampled epoch, shuffled
-            order = oversampled_indices([int(f["labels"]) for f in features], seed, epoch)
+        if (self.oversample or self.undersample) and shuffle and self.kind == "classification":  # resampled
+            resample = oversampled_indices if self.oversample else undersampled_indices
+            order = resample([int(f["labels"]) for f in features], seed, epoch)
             features, shuffle = [features[i] for i in order], False
         yield from padded_batches(features, batch_size, self.tokenizer.pad_id, seed, epoch, shuffle, bucket)
 
@@ -147,9 +162,15 @@ class SentenceTask(Task):
             w = self.class_weights
             if w is not None and w.device != logits.device:
                 self.class_weights = w = w.to(logits.device)
-            total = losses.cross_entropy(logits, y, weight=w, reduction="sum")
+            if self.loss_name == "focal":
+                total = losses.focal_loss(logits, y, self.focal_gamma, alpha=w, reduction="sum")
+            else:
+                total = losses.cross_entropy(logits, y, weight=w, label_smoothing=self.label_smoothing,
+                                             reduction="sum")
             return total, float(w[y].sum()) if w is not None else float(len(y))
         if self.kind == "multilabel":
+            if self.loss_name == "focal":
+                return losses.sigmoid_focal_loss(logits, y, self.focal_gamma, reduction="sum"), float(y.numel())
             return losses.binary_cross_entropy_with_logits(logits, y, reduction="sum"), float(y.numel())
         return losses.mse(logits.squeeze(-1), y, reduction="sum"), float(len(y))
 
@@ -161,13 +182,32 @@ class SentenceTask(Task):
                for b in self.batches(features, batch_size)]
         return torch.cat(out).float().cpu()  # (N, C)
 
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """(N, C) probabilities: softmax(z / T) (T = 1 until --calibrate fits one), or sigmoid(z) for multilabel."""
+        if self.kind == "multilabel":
+            return logits.sigmoid()
+        return (logits / (self.temperature or 1.0)).softmax(-1)
+
+    def decide(self, logits: torch.Tensor) -> torch.Tensor:
+        """(N, L) 0/1 multi-label predictions: sigmoid(z_l) > t_l with tuned thresholds, else z_l > 0."""
+        if self.thresholds is None:
+            return (logits > 0).long()
+        return (logits.sigmoid().double() > torch.tensor(self.thresholds, dtype=torch.float64)).long()
+
     def metrics(self, logits: torch.Tensor, features) -> dict:
         y = torch.stack([f["labels"] for f in features])
         if self.kind == "classification":
-            return classification_summary(y, logits.argmax(-1), logits.softmax(-1))
+            return classification_summary(y, logits.argmax(-1), self.probabilities(logits))
         if self.kind == "multilabel":
-            return multilabel_summary(y.long(), (logits > 0).long())
+            return multilabel_summary(y.long(), self.decide(logits))
         return regression_summary(y, logits.squeeze(-1))
+
+    def tune(self, model, features, device="cpu") -> None:
+        """--tune-thresholds: each label's threshold maximising its F1 on `features` (the validation rows)."""
+        if self.kind == "multilabel" and self.tune_thresholds:
+            y = torch.stack([f["labels"] for f in features])
+            probs = self.logits(model, features, device=device).sigmoid().double()
+            self.thresholds = best_thresholds(y.numpy(), probs.numpy()).tolist()
 
     def evaluate(self, model, features, batch_size: int = 64, device="cpu") -> dict:
         return self.metrics(self.logits(model, features, batch_size, device), features)
@@ -185,19 +225,19 @@ class SentenceTask(Task):
                 for e, row in zip(examples, self.predictions(logits))]
 
     def predictions(self, logits: torch.Tensor) -> list[dict]:
-        """One JSON-ready dict per row: the label and probabilities, the labels over 0.5, or the value."""
-        rows = []
-        for z in logits:
+        """One JSON-ready dict per row: the label and probabilities, the labels predicted (`decide`) and every
+        label's probability, or the value."""
+        if self.kind == "regression":
+            return [{"value": float(z[0])} for z in logits]
+        rows, probs = [], self.probabilities(logits)
+        chosen = self.decide(logits) if self.kind == "multilabel" else None
+        for i, p in enumerate(probs):
             if self.kind == "classification":
-                p = z.softmax(-1)
                 rows.append({"label": self.labels.decode(int(p.argmax())),
-                             "probabilities": {self.labels.decode(i): round(float(q), 6) for i, q in enumerate(p)}})
+                             "probabilities": {self.labels.decode(j): round(float(q), 6) for j, q in enumerate(p)}})
             elif self.kind == "multilabel":
-                p = z.sigmoid()
-                rows.append({"labels": [self.labels.decode(i) for i in range(len(p)) if p[i] > 0.5],
-                             "probabilities": {self.labels.decode(i): round(float(q), 6) for i, q in enumerate(p)}})
-            else:
-                rows.append({"value": float(z[0])})
+                rows.append({"labels": [self.labels.decode(j) for j in range(len(p)) if chosen[i, j]],
+                             "probabilities": {self.labels.decode(j): round(float(q), 6) for j, q in enumerate(p)}})
         return rows
 
     # ---- saving ----
@@ -205,7 +245,8 @@ class SentenceTask(Task):
         """What minift.json records, so that evaluate and predict read new data the same way."""
         return {"task": self.kind, "labels": self.labels.names if self.labels else None, "columns": self.columns,
                 "max_length": self.max_length, "pooling": self.pooling, "has_header": self.has_header,
-                "encoding": self.encoding, "label_delimiter": self.label_delimiter}
+                "encoding": self.encoding, "label_delimiter": self.label_delimiter,
+                "temperature": self.temperature, "thresholds": self.thresholds}
 
     @classmethod
     def from_meta(cls, meta: dict, tokenizer) -> "SentenceTask":
@@ -214,7 +255,8 @@ class SentenceTask(Task):
             labels = LabelMap(meta["labels"], multi_label=meta["task"] == "multilabel",
                               delimiter=meta.get("label_delimiter", ","))
         return cls(meta["task"], tokenizer, meta["columns"], meta["max_length"], labels, meta["pooling"],
-                   meta.get("has_header", True), meta.get("encoding", "utf-8"), meta.get("label_delimiter", ","))
+                   meta.get("has_header", True), meta.get("encoding", "utf-8"), meta.get("label_delimiter", ","),
+                   temperature=meta.get("temperature"), thresholds=meta.get("thresholds"))
 
     def override(self, flags: dict) -> None:
         super().override(flags)
