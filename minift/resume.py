@@ -10,17 +10,20 @@
 
 The folder is written as every folder is (minift/atomic.py: into step-N/.saving, committed by one rename,
 trainer_state.json moved in last), so a crash mid-write never leaves a half checkpoint: an uncommitted step-N
-has no trainer_state.json (`--resume` refuses it), and the next save deletes it. Only the last `--keep-checkpoints`
-folders are kept; Ctrl-C writes one too (minift/faults.py). `--resume DIR` rebuilds the model and
-optimizer as a fresh run would, then overwrites their state and every random generator from DIR and continues
-from the next micro-batch of the same epoch (the batch order is a function of seed and epoch, see batching.py).
-Safetensors and JSON only: no pickle, so loading a checkpoint runs no code.
+has no trainer_state.json (`--resume` skips it), and the next save deletes it. Only the last `--keep-checkpoints`
+folders are kept; Ctrl-C writes one too (minift/faults.py). `--resume OUT` picks the run's latest complete
+checkpoint (`find`, as Trainer's resume_from_checkpoint=True does; `--resume OUT/checkpoints/step-N` names one),
+rebuilds the model and optimizer as a fresh run would, then overwrites their state and every random generator from
+it and continues from the next micro-batch of the same epoch (the batch order is a function of seed and epoch, see
+batching.py). Safetensors and JSON only: no pickle, so loading a checkpoint runs no code; every field of
+trainer_state.json is type-checked first (`check_state`), so an edited one is a user error, not a traceback.
 """
 from __future__ import annotations
 
 import json
 import random
 import shutil
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -70,14 +73,44 @@ def prune(checkpoints: Path, keep: int) -> None:
         shutil.rmtree(path)
 
 
-def load(folder: str | Path, model, opt, scaler) -> dict:
-    """Restore model, optimizer, scaler and every random generator from `folder`; return the loop's state."""
+def complete(checkpoints: Path) -> list[Path]:
+    """The complete checkpoints in `checkpoints` (OUT/checkpoints), oldest first; a save that a crash cut short
+    after its commit is completed first (minift/atomic.py), one cut short before it is skipped."""
+    folders = sorted(checkpoints.glob("step-*"), key=lambda p: int(p.name.split("-")[1])) \
+        if checkpoints.is_dir() else []
+    for folder in folders:
+        atomic.finish(folder)
+    return [folder for folder in folders if (folder / STATE_FILE).is_file()]
+
+
+def find(folder: str | Path) -> Path:
+    """--resume's checkpoint: `folder` itself if it is one, else the latest complete one of the run `folder`."""
     folder = Path(folder)
     atomic.finish(folder)  # complete a save that a crash cut short between its moves
-    if not (folder / STATE_FILE).is_file():
-        raise CheckpointError(f"--resume {folder}: no {STATE_FILE}; give a folder OUT/checkpoints/step-N "
-                              "written by --save-every")
-    state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    if (folder / STATE_FILE).is_file():
+        return folder
+    found = complete(folder / "checkpoints")
+    if found:
+        return found[-1]
+    if folder.name.startswith("step-"):
+        raise CheckpointError(f"--resume {folder}: no {STATE_FILE}: this checkpoint was never completed (the run "
+                              f"stopped while writing it); give the run's --out folder to resume from its latest "
+                              f"complete checkpoint")
+    raise CheckpointError(f"--resume {folder}: no {STATE_FILE} and no complete checkpoint in "
+                          f"{folder / 'checkpoints'}; give the --out folder of a run started with --save-every N "
+                          "(or stopped with Ctrl-C), or train without --resume")
+
+
+def load(folder: str | Path, model, opt, scaler, loop_type: type):
+    """Restore model, optimizer, scaler and every random generator from checkpoint `folder`; return the loop's
+    state as a `loop_type` (a dataclass: train.LoopState)."""
+    folder = find(folder)
+    try:
+        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{folder / STATE_FILE}: not valid JSON ({e}); resume from another checkpoint") \
+            from None
+    check_state(state, folder / STATE_FILE, opt.state_dict()["param_groups"], loop_type)
     for name in ("model", "optimizer", "rng"):  # a header that lies is refused before anything is allocated
         check_safetensors(folder / f"{name}.safetensors")
     missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
@@ -106,12 +139,84 @@ def load(folder: str | Path, model, opt, scaler) -> dict:
     random.setstate((version, tuple(internal), gauss))
     name, keys, *rest = state["numpy_random"]
     np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-    return state["loop"]
+    return loop_type(**state["loop"])
+
+
+def check_state(state, path: Path, param_groups: list[dict], loop_type: type) -> None:
+    """Check the type of every field of trainer_state.json at `path` against what `_write` writes: the loop's
+    fields against `loop_type`'s annotations, the optimizer's groups against this run's (`param_groups`)."""
+    def check(ok: bool, field: str, value, expected: str) -> None:
+        if not ok:
+            raise CheckpointError(f"{path}: field '{field}' is {json.dumps(value)[:60]}; expected {expected}. The "
+                                  "file was edited or damaged: resume from another checkpoint, or train without "
+                                  "--resume")
+    check(isinstance(state, dict), "(the whole file)", state, "a JSON object")
+    for key in ("loop", "optimizer", "scaler", "python_random", "numpy_random"):
+        check(key in state, key, None, "a value (the field is missing)")
+    hints = typing.get_type_hints(loop_type)
+    check(isinstance(state["loop"], dict) and set(state["loop"]) == set(hints), "loop", state["loop"],
+          f"an object with the fields {', '.join(hints)}")
+    for key, hint in hints.items():
+        value = state["loop"][key]
+        check(isinstance(value, (int, float) if hint is float else hint) and not isinstance(value, bool),
+              f"loop.{key}", value, {int: "a whole number", float: "a number"}.get(hint, str(hint)))
+    opt = state["optimizer"]
+    check(isinstance(opt, dict) and set(opt) == {"param_groups", "state"}, "optimizer", opt,
+          "an object with the fields param_groups, state")
+    _check_like(opt["param_groups"], param_groups, "optimizer.param_groups", check)
+    check(isinstance(opt["state"], dict), "optimizer.state", opt["state"], "an object")
+    for i, scalars in opt["state"].items():
+        check(i.isdigit() and int(i) < sum(len(g["params"]) for g in param_groups), f"optimizer.state.{i}", i,
+              "a parameter's index")
+        check(isinstance(scalars, dict) and all(_is_number(v) for v in scalars.values()), f"optimizer.state.{i}",
+              scalars, "an object of numbers")
+    check(isinstance(state["scaler"], dict) and all(_is_number(v) for v in state["scaler"].values()), "scaler",
+          state["scaler"], "an object of numbers")
+    py = state["python_random"]
+    check(isinstance(py, list) and len(py) == 3 and isinstance(py[0], int) and isinstance(py[1], list)
+          and len(py[1]) == 625 and all(isinstance(x, int) and 0 <= x < 2**32 for x in py[1])
+          and (py[2] is None or _is_number(py[2])), "python_random", py, "[version, 625 whole numbers, gauss]")
+    np_state = state["numpy_random"]
+    check(isinstance(np_state, list) and len(np_state) == 5 and np_state[0] == "MT19937"
+          and isinstance(np_state[1], list) and len(np_state[1]) == 624
+          and all(isinstance(x, int) and 0 <= x < 2**32 for x in np_state[1]) and isinstance(np_state[2], int)
+          and isinstance(np_state[3], int) and _is_number(np_state[4]), "numpy_random", np_state,
+          '["MT19937", 624 whole numbers, position, has_gauss, gauss]')
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_like(value, like, field: str, check) -> None:
+    """`value` (read from JSON) has the shape and types of `like` (what this run's optimizer holds)."""
+    if isinstance(like, bool) or like is None or isinstance(like, str):
+        check(like is None or type(value) is type(like), field, value, type(like).__name__)
+    elif isinstance(like, (int, float)):
+        check(_is_number(value) and (isinstance(like, float) or isinstance(value, int)), field, value,
+              "a number" if isinstance(like, float) else "a whole number")
+    elif isinstance(like, (list, tuple)):
+        check(isinstance(value, list) and len(value) == len(like), field, value, f"a list of {len(like)}; resume "
+              "with the same --freeze, --layer-decay and task flags as the run that wrote it")
+        for i, (v, w) in enumerate(zip(value, like)):
+            _check_like(v, w, f"{field}[{i}]", check)
+    elif isinstance(like, dict):
+        check(isinstance(value, dict) and set(value) == set(like), field, value,
+              f"an object with the fields {', '.join(map(str, like))}")
+        for key in like:
+            _check_like(value[key], like[key], f"{field}.{key}", check)
 
 
 def forget_log_after(log: Path, step: int) -> None:
-    """Drop the metrics.jsonl lines of steps after `step`: the resumed run will write them again."""
+    """Drop the metrics.jsonl lines of steps after `step`: the resumed run will write them again. So is a last
+    line cut short (a crash mid-append: it does not parse)."""
     if log.is_file():
-        lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = "".join(line for line in lines if json.loads(line)["step"] <= step)
-        atomic.write_file(log, lambda tmp: tmp.write_text(kept, encoding="utf-8"))
+        kept = []
+        for line in log.read_text(encoding="utf-8").splitlines(keepends=True):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+                kept.append(line)
+        atomic.write_file(log, lambda tmp: tmp.write_text("".join(kept), encoding="utf-8"))
