@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -36,7 +37,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from minift import atomic, cli, distributed, faults, freeze, optim, precision, resume
+from minift import atomic, cli, distributed, faults, freeze, optim, outdir, precision, resume
 from minift.data import check_training_rows, stratified_split
 from minift.encoder import Encoder
 from minift.precision import autocast
@@ -184,8 +185,9 @@ def start_state(run: Run) -> LoopState:
     if not run.args.resume:
         if run.main:
             log.write_text("", encoding="utf-8")
+            shutil.rmtree(run.out / "checkpoints", ignore_errors=True)  # an earlier run's (--overwrite)
         return LoopState()
-    state = LoopState(**resume.load(run.args.resume, run.model, run.opt, run.scaler))
+    state = resume.load(run.args.resume, run.model, run.opt, run.scaler, LoopState)
     if state.step >= run.total:
         raise cli.UsageError(f"--resume {run.args.resume}: that checkpoint is at step {state.step}, already the "
                              f"run's last ({run.total}); raise --max-steps or --epochs to train further")
@@ -300,9 +302,11 @@ def show(bar, state: LoopState, run: Run, throughput: Throughput) -> None:
 def train(args) -> dict:
     """Run `python -m minift.train` with parsed flags; return the best model's results (rank 0 under torchrun).
 
-    Around the loop: the torchrun process group (if any), Ctrl-C as a request to checkpoint and stop, and
-    out-of-memory errors as advice (minift/distributed.py, minift/faults.py)."""
-    with distributed.process_group(), faults.StopRequest() as stop_request, faults.out_of_memory_advice(args):
+    Around the loop: the torchrun process group (if any), Ctrl-C as a request to checkpoint and stop,
+    out-of-memory errors and a full disk as advice, and the lock on --out (minift/distributed.py, faults.py,
+    outdir.py)."""
+    with distributed.process_group(), faults.StopRequest() as stop_request, faults.out_of_memory_advice(args), \
+            faults.disk_full_advice(args), outdir.claim(args, distributed.is_main()):
         return fit(args, stop_request)
 
 
@@ -332,7 +336,8 @@ def fit(args, stop_request) -> dict:
                 if interrupted or (args.save_every and state.step % args.save_every == 0):  # after evaluating:
                     folder = checkpoint(run, state)  # resuming skips the evaluation
                 if interrupted:
-                    raise KeyboardInterrupt(f"checkpoint written; continue with --resume {folder} (and the same flags)")
+                    raise KeyboardInterrupt(f"checkpoint written to {folder}; continue with --resume {run.out} (and "
+                                            "the same flags)")
                 if stop or state.step >= run.total:
                     break
             if not stop and not (args.eval_every and state.step % args.eval_every == 0):
