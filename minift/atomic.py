@@ -17,11 +17,12 @@ saves. A folder is written into rather than replaced because a model folder also
 A save the disk refuses (full, over quota, read-only) raises `SaveError` after deleting what it had written, so
 the files it would have replaced are intact and the space is given back.
 
-tests/test_kill.py kills a training process at each of these moments (`_stop_point`): after a temporary file is
+tests/test_crash.py kills a training process at each of these moments (`_stop_point`): after a temporary file is
 written, before a folder's commit, and between the moves that follow it.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -75,6 +76,8 @@ def write_folder(folder: str | Path, fill: Callable[[Path], object]) -> None:
         fill(tmp)
     except (OSError, SafetensorError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # if this save created it: nothing of the save is left
         cause = e.__cause__ if isinstance(e, SaveError) else e  # name the folder, not a file in .saving
         raise SaveError(folder, cause) from cause
     _stop_point("commit", folder)
@@ -93,9 +96,16 @@ def finish(folder: str | Path) -> None:
         done.rmdir()
 
 
+_passed: dict[str, int] = {}
+
+
 def _stop_point(point: str, path: Path) -> None:
-    """Tests only: with MINIFT_TEST_STOP_AT="POINT PATH" in the environment, a process that reaches that point
-    says so on stderr and sleeps, so that tests/test_kill.py can SIGKILL it there and nowhere else."""
-    if os.environ.get("MINIFT_TEST_STOP_AT") == f"{point} {path}":
-        print(f"minift-test: stopped at {point} {path}", file=sys.stderr, flush=True)
-        time.sleep(600)
+    """Tests only: with MINIFT_TEST_STOP_AT="POINT PATH" (or "POINT PATH #N": the N-th time) in the environment,
+    a process that reaches that point says so on stderr and sleeps, so that tests/test_crash.py can SIGKILL it
+    there and nowhere else."""
+    wanted, _, nth = os.environ.get("MINIFT_TEST_STOP_AT", "").partition(" #")
+    if wanted == f"{point} {path}":
+        _passed[wanted] = _passed.get(wanted, 0) + 1
+        if _passed[wanted] == int(nth or 1):
+            print(f"minift-test: stopped at {point} {path}", file=sys.stderr, flush=True)
+            time.sleep(600)

@@ -9,7 +9,7 @@
     a full disk                  a save the disk refuses keeps nothing of itself (minift/atomic.py): a user error
                                  that says so and how to go on (--resume OUT, with --save-every)
     kill -9, a power cut         nothing to handle: every save is atomic, and `--resume OUT` continues from the
-                                 latest complete checkpoint (tests/test_kill.py)
+                                 latest complete checkpoint (tests/test_crash.py)
     NaN / inf updates            skipped and counted by the loop; `diverged` is the error after K in a row
 
 Handling the signal at the step boundary, not where it lands, is what makes the checkpoint exact: a
