@@ -104,8 +104,9 @@ def check_args(args) -> None:
         args.max_length = 384 if args.task == "qa" else 128
     if args.max_steps is not None and args.max_steps < 1:
         raise cli.UsageError(f"--max-steps {args.max_steps}: must be at least 1")
-    if args.epochs < 1 and args.max_steps is None:  # with --max-steps, --epochs is not used
-        raise cli.UsageError(f"--epochs {args.epochs}: must be at least 1 (or give --max-steps N to train N updates)")
+    if args.epochs < (0 if args.max_steps else 1):  # --max-steps overrides --epochs: then 0 is fine
+        raise cli.UsageError(f"--epochs {args.epochs}: must be at least 1, or 0 with --max-steps N (N updates, however "
+                             "many epochs that is)")
     positive = {"--batch-size": args.batch_size, "--accumulate": args.accumulate, "--max-length": args.max_length}
     for flag, value in positive.items():
         if value < 1:

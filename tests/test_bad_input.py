@@ -298,8 +298,10 @@ def test_a_nonsensical_flag(model, tmp_path, capsys, case, flags, message):
 def test_epochs_0_needs_max_steps(model, tmp_path, capsys):
     """--epochs 0 alone trains nothing: refused. With --max-steps, which overrides --epochs, it is not used: fine."""
     file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
-    assert "--epochs 0: must be at least 1 (or give --max-steps N to train N updates)" in \
+    assert "--epochs 0: must be at least 1, or 0 with --max-steps N (N updates, however many epochs that is)" in \
         fails(model, tmp_path, capsys, "--train", file, "--epochs", "0", max_steps=False)
+    assert "--epochs -1: must be at least 1, or 0 with --max-steps N" in \
+        fails(model, tmp_path, capsys, "--train", file, "--epochs", "-1")
     assert cli.run(train.main, ["--train", file, "--model", str(model), "--out", str(tmp_path / "out"), "--quiet",
                                 "--epochs", "0", "--max-steps", "1", "--batch-size", "4"]) == 0
 
