@@ -21,6 +21,7 @@ trainer_state.json is type-checked first (`check_state`), so an edited one is a 
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 import typing
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from minift import atomic
+from minift import atomic, optim
 from minift.checkpoint import CheckpointError, check_safetensors
 
 STATE_FILE = "trainer_state.json"
@@ -113,23 +114,56 @@ def load(folder: str | Path, model, opt, scaler, loop_type: type):
     check_state(state, folder / STATE_FILE, opt.state_dict()["param_groups"], loop_type)
     for name in ("model", "optimizer", "rng"):  # a header that lies is refused before anything is allocated
         check_safetensors(folder / f"{name}.safetensors")
-    missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
+    try:
+        missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
+    except RuntimeError as e:  # a tensor of another shape
+        missing, unexpected = [str(e).strip().splitlines()[-1].strip()], []
     if missing or unexpected:
         raise CheckpointError(f"--resume {folder}: its weights do not fit this model (missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]}); resume with the same --model and task flags")
+    _load_optimizer(folder, state, opt)
+    if state["scaler"]:  # a checkpoint of an fp16 run
+        scaler.load_state_dict(state["scaler"])
+    _load_random(folder, state)
+    return loop_type(**state["loop"])
+
+
+# What one parameter's state holds in each optimizer train builds: (numbers, tensors of the parameter's shape).
+OPTIMIZER_STATE = {optim.AdamW: ({"step"}, {"exp_avg", "exp_avg_sq"})}
+
+
+def _load_optimizer(folder: Path, state: dict, opt) -> None:
+    """The optimizer's state: its groups and numbers from trainer_state.json (checked), its tensors from
+    optimizer.safetensors, each checked to be the state this optimizer keeps for that parameter."""
+    params = [p for group in opt.param_groups for p in group["params"]]  # state_dict's numbering
+    numbers, tensors = next((v for k, v in OPTIMIZER_STATE.items() if isinstance(opt, k)), (None, None))
     moments = load_file(str(folder / "optimizer.safetensors"))
     opt_state = {"param_groups": state["optimizer"]["param_groups"], "state": {}}
     for i, scalars in state["optimizer"]["state"].items():
-        tensors = {k.split(".", 2)[2]: v for k, v in moments.items() if k.split(".")[1] == i}
-        opt_state["state"][int(i)] = {**scalars, **tensors}
+        held = {k.split(".", 2)[2]: v for k, v in moments.items() if k.split(".")[1] == i}
+        bad = [k for k, v in held.items() if v.shape != params[int(i)].shape or not v.is_floating_point()]
+        if bad or (numbers is not None and (set(scalars) != numbers or set(held) != tensors)):
+            raise CheckpointError(f"--resume {folder}: the optimizer state of parameter {i} holds "
+                                  f"{sorted(scalars)} in {STATE_FILE} and {sorted(held)} in optimizer.safetensors"
+                                  f"{f' ({bad[0]} not of its shape {tuple(params[int(i)].shape)})' if bad else ''}; "
+                                  f"{type(opt).__name__} keeps {sorted(numbers or [])} and {sorted(tensors or [])}."
+                                  " Resume from another checkpoint, with the same --freeze and task flags")
+        opt_state["state"][int(i)] = {**scalars, **held}
     try:
         opt.load_state_dict(opt_state)
     except ValueError as e:
         raise CheckpointError(f"--resume {folder}: the optimizer state does not fit ({e}); resume with the same "
                               "--freeze, --layer-decay and task flags") from None
-    if state["scaler"]:  # a checkpoint of an fp16 run
-        scaler.load_state_dict(state["scaler"])
+
+
+def _load_random(folder: Path, state: dict) -> None:
+    """torch's generators from rng.safetensors (checked: a CPU state of the right size), Python's and NumPy's
+    from trainer_state.json (checked by check_state)."""
     rng = load_file(str(folder / "rng.safetensors"))
+    cpu = torch.get_rng_state()
+    if "torch" not in rng or rng["torch"].dtype != cpu.dtype or rng["torch"].shape != cpu.shape:
+        raise CheckpointError(f"--resume {folder}: rng.safetensors holds no CPU random state of {cpu.numel()} bytes "
+                              "('torch'); resume from another checkpoint")
     torch.set_rng_state(rng["torch"])
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -139,12 +173,12 @@ def load(folder: str | Path, model, opt, scaler, loop_type: type):
     random.setstate((version, tuple(internal), gauss))
     name, keys, *rest = state["numpy_random"]
     np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-    return loop_type(**state["loop"])
 
 
 def check_state(state, path: Path, param_groups: list[dict], loop_type: type) -> None:
-    """Check the type of every field of trainer_state.json at `path` against what `_write` writes: the loop's
-    fields against `loop_type`'s annotations, the optimizer's groups against this run's (`param_groups`)."""
+    """Check every field of trainer_state.json at `path` against what `_write` writes, before any is used: the
+    loop's against `loop_type`'s annotations, the optimizer's groups against this run's (`param_groups`), the
+    random generators' states against what Python and NumPy produce. Numbers the optimizer uses must be finite."""
     def check(ok: bool, field: str, value, expected: str) -> None:
         if not ok:
             raise CheckpointError(f"{path}: field '{field}' is {json.dumps(value)[:60]}; expected {expected}. The "
@@ -166,35 +200,44 @@ def check_state(state, path: Path, param_groups: list[dict], loop_type: type) ->
     _check_like(opt["param_groups"], param_groups, "optimizer.param_groups", check)
     check(isinstance(opt["state"], dict), "optimizer.state", opt["state"], "an object")
     for i, scalars in opt["state"].items():
-        check(i.isdigit() and int(i) < sum(len(g["params"]) for g in param_groups), f"optimizer.state.{i}", i,
-              "a parameter's index")
-        check(isinstance(scalars, dict) and all(_is_number(v) for v in scalars.values()), f"optimizer.state.{i}",
-              scalars, "an object of numbers")
-    check(isinstance(state["scaler"], dict) and all(_is_number(v) for v in state["scaler"].values()), "scaler",
-          state["scaler"], "an object of numbers")
-    py = state["python_random"]
-    check(isinstance(py, list) and len(py) == 3 and isinstance(py[0], int) and isinstance(py[1], list)
-          and len(py[1]) == 625 and all(isinstance(x, int) and 0 <= x < 2**32 for x in py[1])
-          and (py[2] is None or _is_number(py[2])), "python_random", py, "[version, 625 whole numbers, gauss]")
-    np_state = state["numpy_random"]
-    check(isinstance(np_state, list) and len(np_state) == 5 and np_state[0] == "MT19937"
-          and isinstance(np_state[1], list) and len(np_state[1]) == 624
-          and all(isinstance(x, int) and 0 <= x < 2**32 for x in np_state[1]) and isinstance(np_state[2], int)
-          and isinstance(np_state[3], int) and _is_number(np_state[4]), "numpy_random", np_state,
-          '["MT19937", 624 whole numbers, position, has_gauss, gauss]')
+        check(i.isascii() and i.isdigit() and int(i) < sum(len(g["params"]) for g in param_groups),
+              f"optimizer.state.{i}", i, "a parameter's index")
+        check(isinstance(scalars, dict) and all(_is_number(v, finite=True) for v in scalars.values()),
+              f"optimizer.state.{i}", scalars, "an object of finite numbers")
+        step = scalars.get("step", 1)  # AdamW's count of updates: from 0 its bias correction would divide by 0
+        check(isinstance(step, int) and step >= 1, f"optimizer.state.{i}.step", step, "a whole number from 1")
+    check(isinstance(state["scaler"], dict) and all(_is_number(v, finite=True) for v in state["scaler"].values()),
+          "scaler", state["scaler"], "an object of finite numbers")
+    _check_random(state["python_random"], state["numpy_random"], check)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _check_random(py, np_state, check) -> None:
+    """Python's random.getstate() (version, 624 words and a position, gauss) and NumPy's legacy get_state() (name,
+    624 words, position, has_gauss, gauss), as JSON lists: what their setstate accepts, and only that."""
+    def words(xs, n):
+        return isinstance(xs, list) and len(xs) == n and all(isinstance(x, int) and 0 <= x < 2**32 for x in xs)
+    check(isinstance(py, list) and len(py) == 3 and py[0] == random.Random.VERSION and words(py[1], 625)
+          and py[1][-1] <= 624 and (py[2] is None or isinstance(py[2], float)), "python_random", py,
+          f"[{random.Random.VERSION}, 624 words and a position up to 624, gauss]")
+    check(isinstance(np_state, list) and len(np_state) == 5 and np_state[0] == "MT19937" and words(np_state[1], 624)
+          and isinstance(np_state[2], int) and 0 <= np_state[2] <= 624 and np_state[3] in (0, 1)
+          and isinstance(np_state[3], int) and isinstance(np_state[4], float) and math.isfinite(np_state[4]),
+          "numpy_random", np_state, '["MT19937", 624 words, a position up to 624, has_gauss 0 or 1, gauss]')
+
+
+def _is_number(value, finite: bool = False) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and (not finite or math.isfinite(value))
 
 
 def _check_like(value, like, field: str, check) -> None:
-    """`value` (read from JSON) has the shape and types of `like` (what this run's optimizer holds)."""
-    if isinstance(like, bool) or like is None or isinstance(like, str):
-        check(like is None or type(value) is type(like), field, value, type(like).__name__)
+    """`value` (read from JSON) has the shape and types of `like` (what this run's optimizer holds); its numbers
+    are finite."""
+    if like is None or isinstance(like, (bool, str)):  # None: a setting left unset, e.g. torch's foreach
+        check(type(value) is type(like) or (like is None and (value is None or _is_number(value, finite=True))),
+              field, value, type(like).__name__)
     elif isinstance(like, (int, float)):
-        check(_is_number(value) and (isinstance(like, float) or isinstance(value, int)), field, value,
-              "a number" if isinstance(like, float) else "a whole number")
+        check(_is_number(value, finite=True) and (isinstance(like, float) or isinstance(value, int)), field, value,
+              "a finite number" if isinstance(like, float) else "a whole number")
     elif isinstance(like, (list, tuple)):
         check(isinstance(value, list) and len(value) == len(like), field, value, f"a list of {len(like)}; resume "
               "with the same --freeze, --layer-decay and task flags as the run that wrote it")

@@ -421,7 +421,9 @@ STATE_CASES = [
     ("best_step a fraction", lambda s: s["loop"].update(best_step=0.5), "field 'loop.best_step' is 0.5; expected int"),
     ("a loop field missing", lambda s: s["loop"].pop("epoch"), "field 'loop' is {"),
     ("a learning rate not a number", lambda s: s["optimizer"]["param_groups"][0].update(lr="fast"),
-     "field 'optimizer.param_groups[0].lr' is \"fast\"; expected a number"),
+     "field 'optimizer.param_groups[0].lr' is \"fast\"; expected a finite number"),
+    ("a step count of 0", lambda s: s["optimizer"]["state"]["0"].update(step=0),
+     "field 'optimizer.state.0.step' is 0; expected a whole number from 1"),
     ("a parameter group too many", lambda s: s["optimizer"]["param_groups"].append({}),
      "field 'optimizer.param_groups' is ["),
     ("optimizer state of no parameter", lambda s: s["optimizer"]["state"].update({"999": {"step": 1}}),
@@ -458,3 +460,30 @@ def test_trainer_state_not_json(model, checkpointed, tmp_path, capsys):
     assert f"{path}: not valid JSON (Expecting value: line 1 column 10 (char 9)); resume from another checkpoint" in \
         fails(model, tmp_path, capsys, "--train", file, "--resume", str(out), "--max-steps", "2", out=out,
               max_steps=False)
+
+
+def resave(path, edit):
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(str(path))
+    edit(tensors)
+    save_file(tensors, str(path))
+
+
+@pytest.mark.parametrize("name,edit,message", [
+    ("optimizer.safetensors", lambda t: t.pop("state.0.exp_avg"), "the optimizer state of parameter 0 holds ['step'] "
+     "in trainer_state.json and ['exp_avg_sq'] in optimizer.safetensors; AdamW keeps ['step'] and ['exp_avg', "
+     "'exp_avg_sq']"),
+    ("optimizer.safetensors", lambda t: t.update({"state.0.exp_avg": t["state.0.exp_avg"][:1]}),
+     "(exp_avg not of its shape"),
+    ("rng.safetensors", lambda t: t.update(torch=t["torch"][:100]), "rng.safetensors holds no CPU random state of"),
+    ("model.safetensors", lambda t: t.update({k: v[:1] for k, v in list(t.items())[:1]}),
+     "its weights do not fit this model"),
+], ids=["a moment missing", "a moment of another shape", "the CPU random state cut short", "a weight cut short"])
+def test_a_damaged_checkpoint_tensor(model, checkpointed, tmp_path, capsys, name, edit, message):
+    out = tmp_path / "run"
+    shutil.copytree(checkpointed, out)
+    resave(out / "checkpoints" / "step-1" / name, edit)
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    got = fails(model, tmp_path, capsys, "--train", file, "--resume", str(out), "--max-steps", "2", out=out,
+                max_steps=False)
+    assert f"--resume {out / 'checkpoints' / 'step-1'}: " in got and message in got
