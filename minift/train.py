@@ -186,13 +186,15 @@ def start_state(run: Run) -> LoopState:
         if run.main:
             log.write_text("", encoding="utf-8")
             shutil.rmtree(run.out / "checkpoints", ignore_errors=True)  # an earlier run's (--overwrite)
+            (run.out / "results.json").unlink(missing_ok=True)  # and its results; this run's come at its end
         return LoopState()
     state = resume.load(run.args.resume, run.model, run.opt, run.scaler, LoopState)
-    if state.step >= run.total:
+    if state.step >= run.total and (run.out / "results.json").is_file():  # else killed before finishing: finish
         raise cli.UsageError(f"--resume {run.args.resume}: that checkpoint is at step {state.step}, already the "
                              f"run's last ({run.total}); raise --max-steps or --epochs to train further")
-    if run.main:
-        resume.forget_log_after(log, state.step)  # lines the interrupted run wrote after it
+    if run.main:  # drop the lines the interrupted run wrote after the checkpoint: an --eval-every evaluation at
+        evaluated = run.args.eval_every and state.step % run.args.eval_every == 0  # its step came before it
+        resume.forget_log_after(log, state.step if evaluated else state.step - 1)
     return state
 
 
@@ -321,6 +323,8 @@ def fit(args, stop_request) -> dict:
         for epoch in range(first_epoch, run.epochs):
             ddp, batches = epoch_batches(run, epoch)
             for i in range(first_position if epoch == first_epoch else 0, len(batches), args.accumulate):
+                if state.step >= run.total:  # resumed from the last update's checkpoint: only the end is left
+                    break
                 group = batches[i:i + args.accumulate]
                 throughput.add(group)
                 done = update(ddp, run.opt, run.scaler, group, run.task.loss, run.device,

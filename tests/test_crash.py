@@ -51,6 +51,7 @@ KILLS = [
     ("move {out}/checkpoints/step-3/model.safetensors", 3, 3),  # committed, one of its four files moved in
     ("commit {out} #2", 1, 1),  # the model of step 2, not committed: the model of step 1 is still there, whole
     ("move {out}/config.json #2", 1, 2),  # committed, config.json moved in: reading the folder completes it
+    ("write {out}/results.json.tmp", 5, 3),  # after the last checkpoint: resuming only finishes the run
 ]
 
 
@@ -187,3 +188,22 @@ def test_a_full_disk_during_a_model_save_keeps_the_previous_model(files, whole, 
     assert cli.run(train.main, argv(files, out, "--resume", str(out)), prog="minift.train") == 0
     assert (out / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()
     assert tree(out / "checkpoints" / "step-5") == tree(whole / "checkpoints" / "step-5")
+
+
+def test_resumed_after_its_last_checkpoint_a_run_only_finishes(files, tmp_path, capsys):  # noqa: F811
+    """With --eval-every 0 the evaluation at an epoch's end comes after that update's checkpoint. A run killed
+    after both, before results.json, resumes from that checkpoint: the evaluation is done again (its first line
+    in metrics.jsonl dropped, not doubled), then results.json is written as the run never interrupted wrote it. A
+    run that did finish is not resumed."""
+    out = tmp_path / "run"
+    args = ["--train", files["sentiment"], "--model", files["model"], "--out", str(out), "--batch-size", "8",
+            "--lr", "1e-3", "--seed", "7", "--quiet", "--epochs", "1", "--save-every", "5"]  # 5 updates
+    assert cli.run(train.main, args) == 0
+    results, log = json.loads((out / "results.json").read_text()), scores(out)
+    assert [row["step"] for row in log] == [5]
+    (out / "results.json").unlink()  # as if killed while writing it
+    assert cli.run(train.main, [*args, "--resume", str(out)]) == 0
+    assert scores(out) == log and json.loads((out / "results.json").read_text())["valid"] == results["valid"]
+    capsys.readouterr()
+    assert cli.run(train.main, [*args, "--resume", str(out)]) == 2
+    assert "already the run's last (5); raise --max-steps or --epochs" in capsys.readouterr().err
