@@ -40,26 +40,28 @@ DEFAULT = "runs/default"
 
 @contextlib.contextmanager
 def claim(args, main: bool = True):
-    """Resolve --out (default: the run folder of --resume, else runs/default) and --resume (a run folder ->
-    its latest complete checkpoint), check --out, and hold its lock (main process only) while the block runs."""
-    if args.resume:
-        args.resume = str(resume.find(args.resume))
-        if main:
-            print(f"resuming from {args.resume}", file=sys.stderr)
+    """Resolve --out (default: the run folder of --resume, else runs/default), check that it can be written, hold
+    its lock (main process only) while the block runs, and check what it holds; then resolve --resume (a run
+    folder -> its latest complete checkpoint). Nothing in --out is touched before the lock is held."""
     args.out = args.out or (str(run_folder(Path(args.resume))) if args.resume else DEFAULT)
     out = Path(args.out)
-    check(out, args, main)
+    check_writable(out)
     with lock(out) if main else contextlib.nullcontext():
+        check_contents(out, args, main)
+        if args.resume:
+            args.resume = str(resume.find(args.resume))  # may complete a save that a crash cut short
+            if main:
+                print(f"resuming from {args.resume}", file=sys.stderr)
         yield
 
 
 def run_folder(checkpoint: Path) -> Path:
-    """The --out folder of the run that wrote `checkpoint` (OUT/checkpoints/step-N)."""
+    """The --out folder of the run that wrote `checkpoint` (OUT/checkpoints/step-N); a run folder is its own."""
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint
 
 
-def check(out: Path, args, main: bool = True) -> None:
-    """Refuse an --out that cannot be written, or whose contents a new run would destroy (the module's table)."""
+def check_writable(out: Path) -> None:
+    """--out, or the folder it would be created in, must be a folder this user can write to."""
     parent = next(p for p in [out, *out.parents] if p.exists())  # what exists of it: where it would be created
     if not parent.is_dir():
         raise cli.UsageError(f"--out {out}: {parent} is a file, not a folder; give a folder (it is created if "
@@ -67,10 +69,12 @@ def check(out: Path, args, main: bool = True) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise cli.UsageError(f"--out {out}: {parent} is read-only for you; give a folder you can write to, or "
                              "change its permissions")
-    if parent != out or args.overwrite:
-        return
-    if args.resume and run_folder(Path(args.resume)).resolve() == out.resolve():
-        return  # continuing this run
+
+
+def check_contents(out: Path, args, main: bool = True) -> None:
+    """Refuse an --out whose contents a new run would destroy (the module's table); only reads."""
+    if args.overwrite or (args.resume and run_folder(Path(args.resume)).resolve() == out.resolve()):
+        return  # told to, or continuing this run
     meta = out / "minift.json"
     if meta.is_file():
         task = _task_of(meta)
@@ -80,7 +84,7 @@ def check(out: Path, args, main: bool = True) -> None:
         if main:
             print(f"note: {out} holds a {task} model from an earlier run; this run replaces it (give another "
                   "--out to keep it)", file=sys.stderr)
-    done = resume.complete(out / "checkpoints")
+    done = resume.complete(out / "checkpoints", finish=False)
     if done:
         raise cli.UsageError(f"--out {out}: holds checkpoints of an earlier run (the latest is {done[-1]}); "
                              f"continue that run with --resume {out}, or start again with --overwrite (which "

@@ -68,20 +68,26 @@ def _write(tmp: Path, model, opt, scaler, loop: dict) -> None:
 def prune(checkpoints: Path, keep: int) -> None:
     """Keep the last `keep` checkpoints in `checkpoints`; delete the older ones and any step-N folder that a
     crash mid-save left uncommitted (it holds nothing but .saving, see minift/atomic.py)."""
-    folders = sorted(checkpoints.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    folders = steps(checkpoints)
     junk = [p for p in folders if {f.name for f in p.iterdir()} <= {".saving"}]
     for path in junk + [p for p in folders if p not in junk][:-keep]:
         shutil.rmtree(path)
 
 
-def complete(checkpoints: Path) -> list[Path]:
-    """The complete checkpoints in `checkpoints` (OUT/checkpoints), oldest first; a save that a crash cut short
-    after its commit is completed first (minift/atomic.py), one cut short before it is skipped."""
-    folders = sorted(checkpoints.glob("step-*"), key=lambda p: int(p.name.split("-")[1])) \
-        if checkpoints.is_dir() else []
-    for folder in folders:
+def steps(checkpoints: Path) -> list[Path]:
+    """The folders step-N in `checkpoints` (OUT/checkpoints), by N; none if it is missing."""
+    found = [p for p in checkpoints.glob("step-*") if p.is_dir() and p.name[5:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
+def complete(checkpoints: Path, finish: bool = True) -> list[Path]:
+    """The complete checkpoints in `checkpoints` (OUT/checkpoints), oldest first: a save that a crash cut short
+    after its commit counts (and is completed, unless `finish` is False), one cut short before it does not."""
+    folders = steps(checkpoints)
+    for folder in folders if finish else []:
         atomic.finish(folder)
-    return [folder for folder in folders if (folder / STATE_FILE).is_file()]
+    return [folder for folder in folders if (folder / STATE_FILE).is_file() or
+            (folder / ".saved" / STATE_FILE).is_file()]
 
 
 def find(folder: str | Path) -> Path:

@@ -115,7 +115,7 @@ def check_args(args) -> None:
         raise cli.UsageError("--save-every must be >= 0 and --keep-checkpoints at least 1")
     if args.max_bad_steps < 1:
         raise cli.UsageError(f"--max-bad-steps {args.max_bad_steps}: must be at least 1")
-    if not args.lr > 0:  # also refuses nan
+    if not 0 < args.lr < float("inf"):  # also refuses nan
         raise cli.UsageError(f"--lr {args.lr}: must be above 0 (fine-tuning takes 1e-5 to 1e-4; the default is 5e-5)")
     if not 0 < args.valid_fraction < 1:
         raise cli.UsageError(f"--valid-fraction {args.valid_fraction}: must be between 0 and 1, the share of --train "

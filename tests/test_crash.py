@@ -103,9 +103,11 @@ def test_a_second_run_into_a_folder_in_use_is_refused(files, stopped, capsys):  
     proc, out, _ = stopped[KILLS[0][0]]
     assert (out / ".minift.lock").read_text().split()[0] == str(proc.pid)
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
-    assert cli.run(train.main, argv(files, out, "--resume", str(out)), prog="minift.train") == 2
-    err = capsys.readouterr().err
-    assert f"--out {out}: another run (process {proc.pid} on " in err and f"its lock is {out / '.minift.lock'}" in err
+    for extra in (["--resume", str(out)], [], ["--overwrite"]):  # the lock comes first, whatever OUT holds
+        assert cli.run(train.main, argv(files, out, *extra), prog="minift.train") == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: another run (process {proc.pid} on " in err
+        assert f"its lock is {out / '.minift.lock'}" in err and "resuming" not in err
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before and proc.poll() is None
 
 

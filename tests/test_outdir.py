@@ -78,3 +78,18 @@ def test_a_log_line_cut_short_is_dropped(tmp_path):
     log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"step": 4, "val')
     resume.forget_log_after(log, 2)
     assert log.read_text() == '{"step": 1}\n{"step": 2}\n'
+
+
+def test_complete_checkpoints(tmp_path):
+    """Committed saves count, moved in or not (reading without finishing moves nothing); uncommitted ones and
+    folders not named step-N do not."""
+    checkpoints = tmp_path / "checkpoints"
+    fake_checkpoint(checkpoints / "step-2")
+    fake_checkpoint(checkpoints / "step-9" / ".saved")  # committed, not yet moved in
+    fake_checkpoint(checkpoints / "step-11" / ".saving")  # not committed
+    fake_checkpoint(checkpoints / "step-x")
+    assert resume.complete(checkpoints, finish=False) == [checkpoints / "step-2", checkpoints / "step-9"]
+    assert (checkpoints / "step-9" / ".saved").is_dir()
+    assert resume.complete(checkpoints) == [checkpoints / "step-2", checkpoints / "step-9"]
+    assert (checkpoints / "step-9" / resume.STATE_FILE).is_file() and not (checkpoints / "step-9" / ".saved").exists()
+    assert resume.complete(tmp_path / "none") == []
