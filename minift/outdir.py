@@ -1,8 +1,9 @@
-"""The output folder (--out): what a new run may write over, and one run at a time in it.
+"""The output folder (--out): one run at a time in it, and what a new run may write over.
 
-Before it reads any data, `python -m minift.train` claims --out (`claim`); what it finds there decides:
+Before it reads any data, `python -m minift.train` claims --out (`claim`). First it must be writable (a file, or
+a folder this user cannot write, is a user error); then the run takes the lock OUT/.minift.lock, and holds it
+until it ends; then what the folder holds decides:
 
-    a file, or a folder it cannot write          a user error, before anything is read or written
     a trained model of the same task             replaced, with a note: the same command run twice trains again
     a trained model of another task              refused unless --overwrite
     complete checkpoints of an earlier run       refused unless --resume OUT (continue that run) or --overwrite
@@ -15,13 +16,13 @@ Before it reads any data, `python -m minift.train` claims --out (`claim`); what 
 `Trainer` refuses any non-empty output_dir without overwrite_output_dir; minift lets a run repeat itself (the
 README's first command, run twice) and refuses only what could lose other work.
 
-The run then holds the lock OUT/.minift.lock until it ends: a file created with O_CREAT | O_EXCL (of two runs,
-exactly one creates it; the other finds it there) holding "pid host". A second run into the same --out is refused
-and told which process holds it; a lock left by a process that no longer runs (kill -9, a power cut) is taken over
-with a note. Taking over is two steps (delete, create), so two runs started in the same instant after a crash
-could both take a stale lock: the lock guards against the common mistake, a second run started into a folder that
-is in use, not against a race of launches. On exit the lock is deleted, and so is --out if the run created it and
-left it empty (a user error before anything was written).
+The lock is a file created with O_CREAT | O_EXCL (of two runs, exactly one creates it; the other finds it there)
+holding "pid host". Taking it first means a second run into a folder in use is told so, whatever the folder
+holds, and never touches it (resolving --resume may complete a save a crash cut short: a write). A lock left by a
+process that no longer runs (kill -9, a power cut) is taken over with a note. Taking over is two steps (delete,
+create), so two runs started in the same instant after a crash could both take a stale lock: the lock guards
+against the common mistake, a second run started into a folder in use, not against a race of launches. On exit
+the lock is deleted, and so is --out if the run created it and left it empty (a user error before any write).
 """
 from __future__ import annotations
 
