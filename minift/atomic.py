@@ -7,7 +7,8 @@ all there or not there at all.
 
     write_file(path, write)      write(PATH.tmp), then rename PATH.tmp -> PATH
     write_folder(folder, fill)   fill(FOLDER/.saving) writes every file; rename .saving -> .saved (the commit
-                                 point); then move the files of .saved into FOLDER one by one (`finish`)
+                                 point); then move the files of .saved into FOLDER one by one (`finish`); a
+                                 subfolder of the save replaces its namesake whole (deleted, then moved in)
 
 A crash before the commit leaves FOLDER as it was (the next save clears .saving); a crash between the moves
 leaves .saved, which `finish` moves in: every reader of a folder calls it first, so no one sees a mix of two
@@ -91,6 +92,8 @@ def finish(folder: str | Path) -> None:
     done = Path(folder) / ".saved"
     if done.is_dir():
         for f in sorted(done.iterdir()):
+            if f.is_dir() and (Path(folder) / f.name).is_dir():  # a crash in here leaves f in .saved: redone
+                shutil.rmtree(Path(folder) / f.name)
             os.replace(f, Path(folder) / f.name)
             _stop_point("move", Path(folder) / f.name)
         done.rmdir()

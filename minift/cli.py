@@ -6,7 +6,6 @@ is a bug in minift and keeps its traceback.
 """
 from __future__ import annotations
 
-import json
 import random
 import sys
 import traceback
@@ -15,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minift import atomic
+from minift import atomic, lora
 from minift.checkpoint import CheckpointError, read_meta
 from minift.config import ConfigError
 from minift.data import DataError
 from minift.encoder import Encoder
-from minift.tasks import TASKS
+from minift.tasks import ADAPTER_FOLDER, TASKS
 from minift.tokenizer import Tokenizer
 
 
@@ -74,15 +73,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def load_trained(folder: str | Path, device: torch.device):
-    """A model folder written by `minift.train` -> (task, model on device, in eval mode)."""
-    folder = Path(folder)
-    atomic.finish(folder)  # complete a save that a crash cut short (minift/atomic.py)
-    meta_file = folder / "minift.json"
+def add_model_flags(p) -> None:
+    """`--model`, and `--adapter` (evaluate, predict)."""
+    p.add_argument("--model", required=True, help="folder written by `python -m minift.train --out`; with "
+                                                  "--adapter, the base model that run started from (folder or Hub id)")
+    p.add_argument("--adapter", help="OUT/adapter of `python -m minift.train --lora R --save-adapter --out OUT` (or "
+                                     "OUT): its LoRA adapters and head on --model")
+
+
+def load_trained(folder: str | Path, device: torch.device, adapter: str | Path | None = None):
+    """A model folder written by `minift.train` -> (task, model on device, in eval mode). With `adapter`, the
+    adapter folder of a `--lora R --save-adapter` run (OUT/adapter, or OUT), `folder` is the base model (folder
+    or Hub id) and the task's settings come from the adapter folder; its adapters are merged into the base,
+    W + (α/r)·B·A, as the run merged them for its own model folder."""
+    saved = Path(adapter if adapter is not None else folder)
+    atomic.finish(saved)  # complete a save that a crash cut short (minift/atomic.py)
+    if adapter is not None and (saved / ADAPTER_FOLDER / "minift.json").is_file():
+        saved = saved / ADAPTER_FOLDER  # --adapter OUT
+    meta_file = saved / "minift.json"
     if not meta_file.is_file():
-        raise CheckpointError(f"{folder}: no minift.json; give the folder written by `python -m minift.train "
-                              "--out DIR`")
+        wanted = "OUT/adapter of `python -m minift.train --lora R --save-adapter" if adapter is not None else \
+            "the folder written by `python -m minift.train"
+        raise CheckpointError(f"{saved}: no minift.json; give {wanted} --out OUT`")
     meta = read_meta(meta_file, TASKS)  # a CheckpointError, not a KeyError, for a field of the wrong type
     task = TASKS[meta["task"]].from_meta(meta, Tokenizer.from_pretrained(folder))
-    model = task.build_model(Encoder.from_pretrained(folder)).to(device).eval()
-    return task, model
+    model = task.build_model(Encoder.from_pretrained(folder))
+    if adapter is not None:
+        if not task.peft_task_type:
+            raise CheckpointError(f"--adapter {adapter}: a {task.kind} model has no adapter folder; load its merged "
+                                  "model with --model alone")
+        lora.merge_lora(lora.load_adapter(model, saved, task.adapter_heads))
+    return task, model.to(device).eval()

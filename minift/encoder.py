@@ -170,10 +170,13 @@ class Block(nn.Module):
         self.ffn = FeedForward(cfg)
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout)
+        # DistilBERT drops nothing between attention and its LayerNorm (its only dropouts are on the attention
+        # weights and after the feed-forward); BERT and RoBERTa drop the attention output too.
+        self.attn_dropout = nn.Identity() if cfg.model_type == "distilbert" else self.dropout
 
     def forward(self, x, mask=None, past=None):  # (B, T, H) -> (B, T, H)
         a, kv = self.attn(x, mask, past)
-        x = self.attn_norm(x + self.dropout(a))
+        x = self.attn_norm(x + self.attn_dropout(a))
         x = self.ffn_norm(x + self.dropout(self.ffn(x)))
         return x, kv
 

@@ -3,6 +3,8 @@
 The file is read with the columns, header and encoding saved in DIR/minift.json at training time; the same flags
 as `minift.train` override them. Prints the task's metrics as one JSON object, e.g.
 `{"accuracy": 0.91, "f1": 0.90, "auc": 0.97}`; ner adds the scores of each entity type under "per_type".
+`--model BASE --adapter DIR` scores the LoRA adapters and head that `minift.train --lora R --save-adapter --out DIR`
+saved, on the base model it started from.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from minift import cli
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minift.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="folder written by `python -m minift.train --out`")
+    cli.add_model_flags(p)
     p.add_argument("--data", required=True, help="labelled file (.csv, .tsv or .jsonl; CoNLL for ner, SQuAD JSON "
                                                  "for qa)")
     p.add_argument("--articles", help="qa: the articles of --data to score, 0-based, e.g. 30-37")
@@ -33,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = parser().parse_args(argv)
     device = cli.pick_device(args.device)
-    task, model = cli.load_trained(args.model, device)
+    task, model = cli.load_trained(args.model, device, args.adapter)
     task.override(vars(args))  # columns, header, encoding, qa's --articles
     features = task.featurize(task.read(args.data), args.data)
     if not features:

@@ -19,8 +19,10 @@ Targets (`apply_lora(..., targets=...)`), named after the Hugging Face BERT modu
     all                   the six above
 
 Everything of the encoder not adapted is frozen (embeddings, LayerNorms, pooler); everything outside the encoder
-(the task head) trains. `save_adapter` / `load_adapter` write and read PEFT's folder layout (adapter_config.json,
-adapter_model.safetensors) so that `peft.PeftModel.from_pretrained` loads minift's adapters and vice versa.
+(the task head) trains. `--freeze layers:I-J` under LoRA keeps the adapters of those layers frozen too
+(`freeze_adapters`): B stays 0 there, so those layers stay as pretrained. `save_adapter` / `load_adapter` write
+and read PEFT's folder layout (adapter_config.json, adapter_model.safetensors) so that
+`peft.PeftModel.from_pretrained` loads minift's adapters and vice versa.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from minift import checkpoint
+from minift import checkpoint, freeze
 from minift.encoder import Encoder
 
 TARGETS = {"query": "attn.query", "key": "attn.key", "value": "attn.value", "attention.output": "attn.out",
@@ -103,6 +105,23 @@ def parse_targets(targets) -> tuple[str, ...]:
     return tuple(t for t in TARGETS if t in names)
 
 
+def targets_of(names) -> list[str]:
+    """The targets adapted in module names such as "layers.0.attn.query" (any layer), in TARGETS order."""
+    paths = {n.split(".", 2)[2] for n in names if n.startswith("layers.")}  # attn.query, ...
+    return [t for t, path in TARGETS.items() if path in paths]
+
+
+def frozen_layers(spec, num_layers: int | None = None) -> frozenset[int]:
+    """The layers whose adapters `--freeze SPEC` keeps frozen under LoRA: none for "none" and "embeddings" (LoRA
+    freezes the embeddings anyway), I..J for "layers:I-J". "encoder" and "bias-only" would leave no adapter to
+    train: a ValueError, as is a spec freeze.parse_spec rejects."""
+    kind, layers = freeze.parse_spec(spec, num_layers)
+    if kind in ("encoder", "bias-only"):
+        raise ValueError(f"freeze spec {spec!r} leaves no LoRA adapter to train; with LoRA use none, embeddings or "
+                         "layers:I-J (or drop --lora: --freeze encoder is a linear probe, bias-only is BitFit)")
+    return layers
+
+
 def _encoder(model: nn.Module) -> Encoder:
     return model if isinstance(model, Encoder) else model.encoder
 
@@ -131,6 +150,26 @@ def apply_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float
             wrapped = LoRALinear(getattr(owner, attr), r, alpha, dropout)
             setattr(owner, attr, wrapped.train(owner.training))  # a new module trains; keep eval() on
     return model
+
+
+def freeze_adapters(model: nn.Module, spec) -> nn.Module:
+    """After apply_lora: A and B train in every adapted layer except those of the layers `spec` freezes
+    (`frozen_layers`); the rest of the encoder stays frozen, the head trains. Returns the model."""
+    layers = frozen_layers(spec, len(_encoder(model).layers))
+    for name, m in lora_modules(model).items():
+        for p in (m.lora_A, m.lora_B):
+            p.requires_grad_(int(name.split(".")[1]) not in layers)  # layers.{i}.attn.query
+    return model
+
+
+def settings(model: nn.Module) -> dict | None:
+    """The model's LoRA settings, as minift.json records them: {"r", "alpha", "dropout", "targets"}; None if it
+    has no LoRA layers."""
+    mods = lora_modules(model)
+    if not mods:
+        return None
+    r, alpha, dropout = _settings(mods)
+    return {"r": r, "alpha": alpha, "dropout": dropout, "targets": targets_of(mods)}
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
@@ -262,9 +301,8 @@ def load_adapter(model: nn.Module, folder, head_names: dict[str, str] = HEAD_NAM
         raise checkpoint.CheckpointError(f"{folder}: the adapter has no tensors for the task head "
                                          f"{', '.join(no_head)}; it was saved for another task, or without "
                                          "modules_to_save")
-    paths = {n.split(".", 2)[2].rpartition(".")[0] for n in state if n.startswith("layers.")}  # attn.query, ...
     apply_lora(model, config["r"], config["lora_alpha"], config.get("lora_dropout", 0.0),
-               [t for t, path in TARGETS.items() if path in paths])
+               targets_of(n.rpartition(".")[0] for n in state))  # layers.0.attn.query.lora_A -> query
     shapes = {n: tuple(p.shape) for n, p in encoder.named_parameters() if n.endswith((".lora_A", ".lora_B"))}
     checkpoint.check_fit(shapes, state, unknown, str(folder))
     encoder.load_state_dict(state, strict=False)

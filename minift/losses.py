@@ -17,13 +17,29 @@ The smoothing term weights each class by its *own* w_c (as PyTorch does).
 With probability targets q (same shape as x) the loss is -sum_c w_c q'_ic log p_ic,
 q' = (1 - eps) q + eps / C, and the mean divides by N.
 
+At the edges the result is torch's (spec/metrics.md section 12), term by term:
+- eps = 0 computes the first term only.  A class masked with a -inf logit has p = 0 and
+  0 * log 0 = NaN in the smoothing sum, so computing it "times 0" would turn a finite loss into NaN.
+- eps > 0 with a -inf logit: the smoothing sum is +inf, so the loss is inf (its gradient stays finite).
+- mean = (1 - eps) * sum nll / sum w_y + (eps / C) * sum smooth / sum w_y, each term divided on its own
+  as torch does: when every present class has weight 0 the first is 0 / 0 = NaN, so the mean is NaN.
+- class-index targets must be int64.  torch takes uint8 on some paths only ((N, C) logits, but not
+  (N, C, d1, ...) nor weights with smoothing) and rejects int32 / int16 / int8; minift takes the one rule
+  that holds on every path and says so in the error.
+
 Binary cross-entropy on logits x, targets y, pos_weight p, weight v:
 
     L = v * [ p * y * softplus(-x) + (1 - y) * softplus(x) ]
     softplus(z) = log(1 + e^z) = max(z, 0) + log1p(e^-|z|)
 
 softplus(-x) = -log sigmoid(x) and softplus(x) = -log(1 - sigmoid(x)); the right-hand
-form never overflows.  The mean is over all elements.
+form never overflows.  The mean is over all elements.  Since softplus(x) = x + softplus(-x),
+the code computes the equal form torch uses (spec/metrics.md section 13):
+
+    L = v * [ (1 - y) * x + (1 + (p - 1) y) * softplus(-x) ]
+
+which gives torch's result at infinite logits too: x = +inf, y = 0 -> inf (a confident wrong answer),
+and NaN where torch's 0 * inf is NaN (x = +inf with y = 1, x = -inf with any y).
 
 MSE: mean((x - y)^2).  Shapes must match exactly: a (N, 1) prediction against a (N,)
 target would silently broadcast to (N, N) in torch, so here it is an error.
@@ -98,8 +114,9 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
         loss = -(weight * q * logp).sum(dim=-1)                    # (M,)
         return _reduce(loss.reshape(batch_shape), reduction)       # the mean divides by M
 
-    if target.dtype not in (torch.int64, torch.uint8):
-        raise TypeError(f"class-index targets must be int64, got {target.dtype}")
+    if target.dtype != torch.int64:
+        raise TypeError(f"class-index targets must be int64 (torch.long), got {target.dtype}: "
+                        "pass target.long(), or a float tensor shaped like logits for probabilities")
     if tuple(target.shape) != batch_shape:
         raise ValueError(f"target shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}: "
                          f"expected {batch_shape}")
@@ -110,25 +127,29 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
         raise IndexError(f"target {int(y[bad][0])} is out of bounds for {C} classes")
     y_safe = torch.where(keep, y, torch.zeros_like(y))            # any valid index at ignored rows
     w_y = weight[y_safe]                                           # (M,)
+    zero = torch.zeros_like(logp[:, 0])
     nll = -w_y * logp.gather(1, y_safe.unsqueeze(1)).squeeze(1)    # (M,) -w_y log p_y
-    smooth = -(logp * weight).sum(dim=-1)                          # (M,) sum_c -w_c log p_c
-    loss = (1 - label_smoothing) * nll + (label_smoothing / C) * smooth
-    loss = torch.where(keep, loss, torch.zeros_like(loss))         # ignored rows contribute 0
-
-    if reduction == "mean":  # weighted mean; 0 / 0 = nan when every target is ignored
-        return loss.sum() / torch.where(keep, w_y, torch.zeros_like(w_y)).sum()
-    if reduction == "sum":
-        return loss.sum()
-    return loss.reshape(batch_shape)
+    nll = torch.where(keep, nll, zero)                             # ignored rows contribute 0
+    if label_smoothing > 0:  # at eps = 0 the smoothing sum is not computed: 0 * inf would be NaN
+        smooth = torch.where(keep, -(logp * weight).sum(dim=-1), zero)  # (M,) sum_c -w_c log p_c
+    # Reduce each term, then mix them (torch's order: a sum can overflow to inf before eps / C scales it).
+    reduce = {"none": lambda t: t.reshape(batch_shape), "sum": torch.sum,
+              # weighted mean; 0 / 0 = nan when every target is ignored or weighted 0
+              "mean": lambda t: t.sum() / torch.where(keep, w_y, zero).sum()}[reduction]
+    if label_smoothing == 0:
+        return reduce(nll)
+    return (1 - label_smoothing) * reduce(nll) + (label_smoothing / C) * reduce(smooth)
 
 
 def _softplus(z: torch.Tensor) -> torch.Tensor:
     """log(1 + e^z) = max(z, 0) + log1p(e^-|z|), never overflowing.
 
-    max(z, 0) is written (z + |z|) / 2 so that autograd gives the exact derivative
-    sigmoid(0) = 1/2 at z = 0 (torch takes d|z|/dz = 0 there).
+    max(z, 0) is written z / 2 + |z| / 2 so that autograd gives the exact derivative
+    sigmoid(0) = 1/2 at z = 0 (torch takes d|z|/dz = 0 there); halving before the sum keeps
+    finfo.max from overflowing, and z = -inf is set to 0 apart, since -inf + inf is NaN.
     """
-    return 0.5 * (z + z.abs()) + torch.log1p(torch.exp(-z.abs()))
+    relu = torch.where(z == float("-inf"), torch.zeros_like(z), 0.5 * z + 0.5 * z.abs())  # -inf + inf = NaN
+    return relu + torch.log1p(torch.exp(-z.abs()))
 
 
 def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=None, reduction="mean"):
@@ -141,11 +162,9 @@ def binary_cross_entropy_with_logits(logits, target, weight=None, pos_weight=Non
     target = _check_float("target", target)
     if target.shape != logits.shape:
         raise ValueError(f"target shape {tuple(target.shape)} must equal logits shape {tuple(logits.shape)}")
-    pos_term = _softplus(-logits)                                  # -log sigmoid(x)
-    neg_term = _softplus(logits)                                   # -log(1 - sigmoid(x))
-    if pos_weight is not None:
-        pos_term = pos_weight * pos_term                           # pos_weight (L,) broadcasts
-    loss = target * pos_term + (1 - target) * neg_term            # same shape as logits
+    # p y softplus(-x) + (1 - y) softplus(x), written with softplus(x) = x + softplus(-x) as torch does
+    log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target  # pos_weight (L,) broadcasts
+    loss = (1 - target) * logits + log_weight * _softplus(-logits)  # same shape as logits
     if weight is not None:
         loss = weight * loss
     return _reduce(loss, reduction)
@@ -158,7 +177,9 @@ def mse(pred, target, reduction="mean"):
     if pred.shape != target.shape:
         raise ValueError(f"pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}; "
                          "squeeze a (N, 1) regression head to (N,) first")
-    return _reduce((pred - target) ** 2, reduction)
+    diff = pred - target
+    # d * d, not d ** 2: autograd then gives d/n + d/n, which like torch's (2/n) d stays finite up to finfo.max
+    return _reduce(diff * diff, reduction)
 
 
 # --- Focal losses and the L1 / L2 penalties ------------------------------------------------------

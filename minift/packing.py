@@ -38,6 +38,6 @@ def packed_layers(layers, x: torch.Tensor, attention_mask: torch.Tensor, mask: t
         q, k, v = layer.attn.project_qkv(h)  # (N, H) each
         a, _ = layer.attn.attend(unpack(q, index, B, T), unpack(k, index, B, T), unpack(v, index, B, T), mask)
         a = layer.attn.out(a.reshape(B * T, H)[index])  # (N, H)
-        h = layer.attn_norm(h + layer.dropout(a))
+        h = layer.attn_norm(h + layer.attn_dropout(a))
         h = layer.ffn_norm(h + layer.dropout(layer.ffn(h)))
     return unpack(h, index, B, T)

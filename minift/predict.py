@@ -6,6 +6,7 @@ labels predicted (probability > 0.5) and the probabilities, for regression the v
 for ner each word's tag and the entities with their characters, `{"entities": [{"text", "type", "start", "end"}]}`;
 for qa (`--question Q --context C`) the answer and its characters in the context, `{"answer", "start", "end",
 "score"}`; for seq2seq the generated text, `{"text": SOURCE, "generated": ...}` (`--beams K` for beam search).
+`--model BASE --adapter DIR` predicts with a LoRA run's adapters and head (`--save-adapter`) on its base model.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from minift import cli
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m minift.predict", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="folder written by `python -m minift.train --out`")
+    cli.add_model_flags(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a text to label (repeat for several)")
     source.add_argument("--data", help="a file of texts (.csv, .tsv or .jsonl; CoNLL for ner, SQuAD JSON for qa); "
@@ -41,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = parser().parse_args(argv)
     device = cli.pick_device(args.device)
-    task, model = cli.load_trained(args.model, device)
+    task, model = cli.load_trained(args.model, device, args.adapter)
     task.override(vars(args))  # columns, header, encoding, seq2seq's --beams and --length-penalty
     if (args.question is not None) != (task.kind == "qa") and args.data is None:
         raise cli.UsageError("a qa model answers --question Q --context C" if task.kind == "qa" else

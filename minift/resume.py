@@ -120,13 +120,14 @@ def load(folder: str | Path, model, opt, scaler, loop_type: type):
     check_state(state, folder / STATE_FILE, opt.state_dict()["param_groups"], loop_type)
     for name in ("model", "optimizer", "rng"):  # a header that lies is refused before anything is allocated
         check_safetensors(folder / f"{name}.safetensors")
+    same = "resume with the same --model, --lora and task flags"
     try:
         missing, unexpected = load_model(model, str(folder / "model.safetensors"), strict=False)
-    except RuntimeError as e:  # a tensor of another shape
-        missing, unexpected = [str(e).strip().splitlines()[-1].strip()], []
+    except RuntimeError as e:  # a tensor of another shape (another --lora rank, another label set)
+        raise CheckpointError(f"--resume {folder}: {str(e).splitlines()[1].strip()}; {same}") from None
     if missing or unexpected:
         raise CheckpointError(f"--resume {folder}: its weights do not fit this model (missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]}); resume with the same --model and task flags")
+                              f"unexpected {unexpected[:3]}); {same}")
     _load_optimizer(folder, state, opt)
     if state["scaler"]:  # a checkpoint of an fp16 run
         scaler.load_state_dict(state["scaler"])
@@ -153,13 +154,13 @@ def _load_optimizer(folder: Path, state: dict, opt) -> None:
                                   f"{sorted(scalars)} in {STATE_FILE} and {sorted(held)} in optimizer.safetensors"
                                   f"{f' ({bad[0]} not of its shape {tuple(params[int(i)].shape)})' if bad else ''}; "
                                   f"{type(opt).__name__} keeps {sorted(numbers or [])} and {sorted(tensors or [])}."
-                                  " Resume from another checkpoint, with the same --freeze and task flags")
+                                  " Resume from another checkpoint, with the same --freeze, --lora and task flags")
         opt_state["state"][int(i)] = {**scalars, **held}
     try:
         opt.load_state_dict(opt_state)
     except ValueError as e:
         raise CheckpointError(f"--resume {folder}: the optimizer state does not fit ({e}); resume with the same "
-                              "--freeze, --layer-decay and task flags") from None
+                              "--freeze, --lora, --layer-decay and task flags") from None
 
 
 def _load_random(folder: Path, state: dict) -> None:

@@ -3,7 +3,8 @@
 The loop, in the order it runs (Devlin et al., 2019, §4; Mosbach et al., 2021 for the small-data advice):
 
     1. read the data, map labels to ids, split off a validation set if none is given          `prepare`
-    2. load the pretrained encoder and tokenizer, add the task's head, freeze what `--freeze` says   `setup`
+    2. load the pretrained encoder and tokenizer, add the task's head, freeze what `--freeze` says (or train
+       LoRA adapters, `--lora R`, minift/lora.py)                                                  `setup`
     3. AdamW with decoupled weight decay; the learning rate warms up, then follows `--schedule`
     4. for each epoch, for each update (`fit`):                                                 `update`
        sum the loss over `--accumulate` micro-batches (forward + loss under `--precision`, see
@@ -37,7 +38,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from minift import atomic, cli, distributed, faults, freeze, optim, outdir, precision, resume
+from minift import atomic, cli, distributed, faults, freeze, lora, optim, outdir, precision, resume
 from minift.data import check_training_rows, stratified_split
 from minift.encoder import Encoder
 from minift.precision import autocast
@@ -158,10 +159,13 @@ def setup(args) -> Run:
     check_length(args, encoder.cfg)
     task, train_f, valid_f, test_f = prepare(args, tokenizer)
     model = task.build_model(encoder).to(device)
-    # The optimizer holds every parameter; frozen ones get no gradient, and AdamW skips them.
+    if args.lora:  # A and B are new parameters: before the optimizer
+        lora.apply_lora(model, args.lora, args.lora_alpha, args.lora_dropout, args.lora_targets)
+    # The optimizer holds every parameter (under LoRA: A, B and the head); frozen ones get no gradient, and AdamW
+    # skips them.
     opt = optim.AdamW(optim.param_groups(model, args.lr, args.weight_decay, args.layer_decay), lr=args.lr)
     try:
-        freeze.apply_freeze(model, args.freeze)
+        (lora.freeze_adapters if args.lora else freeze.apply_freeze)(model, args.freeze)
     except ValueError as e:
         raise cli.UsageError(f"--freeze: {e}") from None
     if args.gradual_unfreeze:
@@ -263,7 +267,7 @@ def evaluate_and_keep_best(run: Run, state: LoopState, epoch: float, throughput:
         finite = all(bool(torch.isfinite(p).all()) for p in run.model.parameters())  # never save a NaN model
         if finite and (state.best_step is None or score > state.best):
             state.best, state.best_step, state.evals_since_best = score, state.step, 0
-            run.task.save(run.model, run.out)
+            run.task.save(run.model, run.out, adapter_of=run.args.model if run.args.save_adapter else None)
         else:
             state.evals_since_best += 1
     run.model.train()

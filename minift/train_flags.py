@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from importlib import resources
 
-from minift import cli, optim
+from minift import cli, lora, optim
 from minift.tasks import TASKS
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -81,7 +81,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help=cli.DEBUG_HELP)
     add_seq2seq_flags(p)
+    add_lora_flags(p)
     return p
+
+
+def add_lora_flags(p: argparse.ArgumentParser) -> None:
+    """LoRA (minift/lora.py): train a low-rank update (α/r)·B·A of chosen encoder weights W, which stay frozen."""
+    g = p.add_argument_group("LoRA (Hu et al. 2021): W' = W + (alpha/r) B A, W frozen")
+    g.add_argument("--lora", type=int, default=0, metavar="R", help="train rank-R adapters instead of the encoder "
+                   "(the head trains; --freeze layers:I-J keeps those layers' adapters frozen); 0: off")
+    g.add_argument("--lora-alpha", type=float, help="alpha of the scale alpha/r; None: 2R")
+    g.add_argument("--lora-dropout", type=float, default=0.1, help="dropout on the adapters' input")
+    g.add_argument("--lora-targets", default=",".join(lora.DEFAULT_TARGETS),
+                   help=f"the layers to adapt in every encoder layer, comma-separated: {', '.join(lora.TARGETS)}; "
+                        "or all")
+    g.add_argument("--save-adapter", action="store_true", help="also write the adapters and the head alone to "
+                   "--out in PEFT's layout (adapter_config.json, adapter_model.safetensors), for --adapter")
 
 
 def add_seq2seq_flags(p: argparse.ArgumentParser) -> None:
@@ -132,6 +147,31 @@ def check_args(args) -> None:
         raise cli.UsageError("--max-target-length must be at least 2, --beams at least 1, --max-eval-sources >= 0")
     if args.max_answer_length < 1:
         raise cli.UsageError(f"--max-answer-length {args.max_answer_length}: must be at least 1")
+    check_lora(args)
     if args.doc_stride is not None and not 0 <= args.doc_stride < args.max_length // 2:
         raise cli.UsageError(f"--doc-stride {args.doc_stride}: must be at least 0 and under half of --max-length "
                              f"({args.max_length})")
+
+
+def check_lora(args) -> None:
+    """The LoRA flags, and what they cannot go with; fills in --lora-alpha's default, 2R."""
+    if not args.lora:
+        if args.save_adapter:
+            raise cli.UsageError("--save-adapter writes LoRA adapters: it needs --lora R")
+        return
+    if args.lora < 0 or not 0 <= args.lora_dropout < 1:
+        raise cli.UsageError(f"--lora {args.lora} --lora-dropout {args.lora_dropout}: the rank must be at least 1 "
+                             "(0: no LoRA), the dropout in [0, 1)")
+    if args.lora_alpha is None:
+        args.lora_alpha = 2.0 * args.lora
+    if args.gradual_unfreeze:
+        raise cli.UsageError("--gradual-unfreeze unfreezes pretrained layers, which --lora keeps frozen: use one")
+    if args.save_adapter and not TASKS[args.task].peft_task_type:
+        raise cli.UsageError(f"--save-adapter: PEFT has no adapter layout for --task {args.task}'s head; the "
+                             "merged model in --out is all there is to load")
+    for flag, check in (("--lora-targets", lambda: lora.parse_targets(args.lora_targets)),
+                        ("--freeze", lambda: lora.frozen_layers(args.freeze))):
+        try:
+            check()
+        except ValueError as e:
+            raise cli.UsageError(f"{flag}: {e}") from None

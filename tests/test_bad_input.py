@@ -477,7 +477,7 @@ def resave(path, edit):
      "(exp_avg not of its shape"),
     ("rng.safetensors", lambda t: t.update(torch=t["torch"][:100]), "rng.safetensors holds no CPU random state of"),
     ("model.safetensors", lambda t: t.update({k: v[:1] for k, v in list(t.items())[:1]}),
-     "its weights do not fit this model"),
+     "resume with the same --model, --lora and task flags"),
 ], ids=["a moment missing", "a moment of another shape", "the CPU random state cut short", "a weight cut short"])
 def test_a_damaged_checkpoint_tensor(model, checkpointed, tmp_path, capsys, name, edit, message):
     out = tmp_path / "run"

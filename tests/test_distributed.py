@@ -38,14 +38,17 @@ def test_shards_are_disjoint_and_cover_each_batch(monkeypatch):
     assert shards(2) == [([0], 1.0), ([1], 1.0), ([0], 0.0)]
 
 
-def test_torchrun_two_processes_match_one_process(files, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("lora", [[], ["--lora", "4", "--lora-dropout", "0", "--freeze", "layers:0"]],
+                         ids=["full", "lora"])
+def test_torchrun_two_processes_match_one_process(files, tmp_path, lora):  # noqa: F811
     """36 training rows in global batches of 5, two per update: each process takes rows r, r+2, ... of a
     batch (3 and 2 rows), and of the epoch's last batch of 1 row process 1 gets none (it backpropagates a
-    zero-weighted stand-in). Dropout is off, so the only differences are summation orders: within 1e-4."""
+    zero-weighted stand-in). Dropout is off, so the only differences are summation orders: within 1e-4.
+    With LoRA (layer 0's adapters frozen), DDP syncs the gradients of A, B and the head alone."""
     model = make_tiny_model(tmp_path / "nodrop", WORDS, dropout=0.0)
     args = ["--train", files["sentiment"], "--model", str(model), "--valid-fraction", "0.25", "--batch-size", "5",
             "--accumulate", "2", "--max-steps", "6", "--eval-every", "2", "--lr", "1e-3", "--seed", "7",
-            "--quiet", "--device", "cpu"]
+            "--quiet", "--device", "cpu", *lora]
     one, two = tmp_path / "one", tmp_path / "two"
     train.main([*args, "--out", str(one)])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -243,6 +243,27 @@ def test_apply_lora_errors():
         lora.apply_lora(encoder)
 
 
+def test_settings_and_freezing_adapters_by_layer():
+    """settings() reads back what apply_lora was given (None without LoRA); freeze_adapters("layers:1") freezes the
+    A and B of layer 1 only, and leaves the rest of the encoder frozen and the head training; specs that leave no
+    adapter to train are refused. Catches --freeze layers ignored, or resetting LoRA's own freezing."""
+    model = SentenceModel(Encoder(EncoderConfig(vocab_size=20, hidden_size=8, num_layers=3, num_heads=2,
+                                                intermediate_size=8, max_positions=8)), LABELS)
+    assert lora.settings(model) is None
+    lora.apply_lora(model, r=2, alpha=3.0, dropout=0.25, targets="output,key")
+    assert lora.settings(model) == {"r": 2, "alpha": 3.0, "dropout": 0.25, "targets": ["key", "output"]}
+    lora.freeze_adapters(model, "layers:1")
+    trains = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trains == {f"encoder.layers.{i}.{path}.lora_{x}" for i in (0, 2) for path in ("attn.key", "ffn.down")
+                      for x in "AB"} | {"head.out.weight", "head.out.bias"}
+    lora.freeze_adapters(model, "embeddings")  # not cumulative: every adapter trains again
+    assert count_parameters(model)[0] == 3 * 2 * (2 * 8 + 8 * 2) + LABELS * 8 + LABELS
+    for spec, message in (("encoder", "leaves no LoRA adapter"), ("bias-only", "BitFit"),
+                          ("layers:3", "no layer 3")):
+        with pytest.raises(ValueError, match=message):
+            lora.freeze_adapters(model, spec)
+
+
 # ---- PEFT: the same computation, the same files ----
 def peft_model(family, folder, targets):
     """PEFT's LoraModel on the transformers model, adapting the layers minift adapted for `targets`."""

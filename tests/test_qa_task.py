@@ -1,5 +1,6 @@
 """QA task: SQuAD reading, answer tokens from offsets (checked on real SQuAD), post-processing, the CLI end to end."""
 import json
+import re
 import random
 from types import SimpleNamespace
 
@@ -193,7 +194,7 @@ def test_train_evaluate_predict(trained, tiny, capsys):
     out, results = trained
     assert {"config.json", "model.safetensors", "tokenizer.json", "minift.json", "metrics.jsonl",
             "results.json"} <= {p.name for p in out.iterdir()}
-    assert set(results["valid"]) == {"exact_match", "f1"} and 0 <= results["valid"]["f1"] <= 100
+    assert set(results["valid"]) == {"exact_match", "f1"}
     meta = json.loads((out / "minift.json").read_text())
     assert meta == {"task": "qa", "max_length": 24, "doc_stride": 6, "max_answer_length": 30, "n_best": 20,
                     "encoding": "utf-8"}
@@ -207,7 +208,35 @@ def test_train_evaluate_predict(trained, tiny, capsys):
     assert set(row) == {"id", "question", "answer", "start", "end", "score"}
     assert context[row["start"]:row["end"]] == row["answer"] and row["answer"]
     predict.main(["--model", str(out), "--data", tiny["data"]])
-    assert len(capsys.readouterr().out.splitlines()) == 12
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 12
+    # The reported scores equal the official SQuAD v1.1 rules applied here to predict's answers for article 2.
+    golds = {q.id: [text for text, _ in q.answers] for q in read_squad(tiny["data"]) if q.article == 2}
+    answers = {r["id"]: r["answer"] for r in rows if r["id"] in golds}
+    assert len(answers) == len(golds) > 0
+    em = 100 * sum(max(official_normalize(a) == official_normalize(g) for g in golds[i])
+                   for i, a in answers.items()) / len(golds)
+    f1 = 100 * sum(max(official_f1(a, g) for g in golds[i]) for i, a in answers.items()) / len(golds)
+    assert results["valid"] == pytest.approx({"exact_match": em, "f1": f1})
+
+
+def official_normalize(s: str) -> str:
+    """The official SQuAD v1.1 evaluation script's normalize_answer, written out independently of minift."""
+    import string
+    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def official_f1(prediction: str, gold: str) -> float:
+    """The official script's f1_score: token overlap of the normalised strings."""
+    from collections import Counter
+    p, g = official_normalize(prediction).split(), official_normalize(gold).split()
+    same = sum((Counter(p) & Counter(g)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p), same / len(g)
+    return 2 * precision * recall / (precision + recall)
 
 
 def test_saved_qa_model_loads_in_transformers_with_same_logits(trained):

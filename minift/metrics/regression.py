@@ -8,7 +8,9 @@ GLUE's STS-B task reports Pearson and Spearman correlation.
     R^2 = 1 - SS_res / SS_tot,  SS_res = sum (y - yhat)^2,  SS_tot = sum (y - mean(y))^2
           (SS_tot = 0: R^2 = 1 for a perfect fit, else 0; fewer than 2 samples: nan)
     pearson(x, y) = sum (x - mean x)(y - mean y) / (||x - mean x|| * ||y - mean y||)
-          clipped to [-1, 1]; nan when x or y is constant
+          clipped to [-1, 1]; nan when x or y is constant.  The centred samples are divided by their
+          largest |value| before the norms (as scipy's pearsonr does), so values near 1e200 or 1e-170 give
+          scipy's r instead of 0.0 or nan (spec/metrics.md section 5, with scipy's scaling)
     spearman(x, y) = pearson(rank(x), rank(y))
           where tied values share the average of the (1-based) positions they occupy.
           The textbook shortcut 1 - 6 sum d^2 / (n (n^2 - 1)) is only right without ties.
@@ -82,6 +84,9 @@ def pearson(x, y) -> float:
     if (x == x[0]).all() or (y == y[0]).all():
         return float("nan")
     dx, dy = x - x.mean(), y - y.mean()                         # centred samples (n,)
+    # Divide by max |d| before the norm, as scipy does: sum d^2 overflows for d ~ 1e200 (r = 0.0) and
+    # underflows to 0 for d ~ 1e-170 (r = nan); scaled, both give scipy's r.  r does not change with the scale.
+    dx, dy = dx / np.abs(dx).max(), dy / np.abs(dy).max()
     r = np.dot(dx / np.linalg.norm(dx), dy / np.linalg.norm(dy))
     return float(np.clip(r, -1.0, 1.0))                         # rounding can overshoot by 1 ulp
 

@@ -1,8 +1,8 @@
-"""Entity-level precision / recall / F1 for BIO (IOB2) sequence tagging, as seqeval scores it.
+"""Entity-level precision / recall / F1 for BIO-style sequence tagging, as seqeval scores it.
 
 References: the CoNLL-2000 ``conlleval`` script (Tjong Kim Sang & Buchholz 2000) and the
-``seqeval`` package: its default (conlleval-compatible) mode and its strict IOB2 mode
-(spec/metrics.md section 11).
+``seqeval`` package: its default (conlleval-compatible) mode and its strict mode with the
+IOB2, IOE2, IOBES and BILOU schemes (spec/metrics.md section 11; seqeval.scheme).
 
 Input: a list of sentences, each a list of tags such as "B-PER", "I-PER", "O".  Sentences
 are chained with an "O" between them, so no entity crosses a boundary.  An entity is
@@ -12,8 +12,14 @@ Default mode (conlleval): a chunk *starts* at B-X or S-X, at I-X / E-X after an 
 or at any non-O tag whose type differs from the previous one.  A chunk *ends* before B, S
 or O, right after E or S, or where the type changes.  So a stray "I-PER" starts an entity
 and "B-PER I-LOC" is two entities.
-Strict IOB2 mode: an entity is B-X followed by any number of I-X; an I-X that does not
-continue a B-X / I-X of the same type is dropped.  Prefixes other than B, I, O are errors.
+Strict mode (seqeval's ``mode="strict"`` with ``scheme=``) reads each sentence by one scheme's grammar:
+a chunk opens at a *begin* prefix, goes on while each tag *continues* the previous one with the same type,
+and counts only if its last tag may *end* a chunk; tags that fit nowhere are dropped:
+    IOB2   B-X (I-X)*                          IOE2   (I-X)* E-X
+    IOBES  S-X | B-X (I-X)* E-X                BILOU  U-X | B-X (I-X)* L-X
+So in IOB2 a stray I-X is dropped, and in IOBES "B-X I-X" without its E-X is no entity.  Prefixes outside
+the scheme are errors.  IOB1 and IOE1 (where B / E only separate two touching chunks) have no strict
+reading here: seqeval marks its own IOE1 as unfinished; ask for one and the error says to use the default mode.
 
 Per type, with TP = entities with identical type and span on both sides:
     P = TP / #predicted,  R = TP / #true   (0/0 -> zero_division),  F = 2 P R / (P + R), 0 if P + R = 0
@@ -63,25 +69,43 @@ def _entities_default(tags: list) -> set:
     return entities
 
 
-def _entities_strict(tags: list) -> set:
-    entities, current = set(), None                            # current = [type, start] or None
+# Strict grammars: the prefixes that begin a chunk, those that continue one after a given prefix
+# (same type), and those a chunk may end on.  The outside tag "O" is in none of them.
+SCHEMES = {
+    "IOB2": dict(begin="B", go_on={"B": "I", "I": "I"}, end="BI"),
+    "IOE2": dict(begin="IE", go_on={"I": "IE"}, end="E"),
+    "IOBES": dict(begin="BS", go_on={"B": "IE", "I": "IE"}, end="ES"),
+    "BILOU": dict(begin="BU", go_on={"B": "IL", "I": "IL"}, end="LU"),
+}
+
+
+def _entities_strict(tags: list, scheme: str) -> set:
+    rules = SCHEMES[scheme]
+    allowed = set(rules["begin"] + rules["end"] + "".join(rules["go_on"].values()) + "O")
+    entities, current = set(), None                            # current = [type, start, last prefix] or None
     for i, (prefix, kind) in enumerate(map(split_tag, tags + ["O"])):
-        if prefix not in ("B", "I", "O"):
-            raise ValueError(f"invalid tag {tags[i]!r} for the strict IOB2 scheme")
-        if prefix == "I" and current is not None and current[0] == kind:
-            continue                                           # the entity goes on
-        if current is not None:                                # anything else closes it
+        if prefix not in allowed:
+            raise ValueError(f"invalid tag {tags[i]!r} for the strict {scheme} scheme "
+                             f"(prefixes {''.join(sorted(allowed))})")
+        if current is not None and current[0] == kind and prefix in rules["go_on"].get(current[2], ""):
+            current[2] = prefix                                # the chunk goes on
+            continue
+        if current is not None and current[2] in rules["end"]:  # anything else closes it
             entities.add((current[0], current[1], i - 1))
-        current = [kind, i] if prefix == "B" else None         # a stray I-X is dropped
+        current = [kind, i, prefix] if prefix in rules["begin"] else None  # a tag that fits nowhere is dropped
     return entities
 
 
-def get_entities(sentences, mode="default") -> list:
-    """Sorted (type, start, end) entities of a list of tag sentences (positions in the chain)."""
+def get_entities(sentences, mode="default", scheme="IOB2") -> list:
+    """Sorted (type, start, end) entities of a list of tag sentences (positions in the chain);
+    ``scheme`` (IOB2, IOE2, IOBES or BILOU) is read in strict mode only."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "strict" and scheme not in SCHEMES:
+        raise ValueError(f"strict mode reads the schemes {sorted(SCHEMES)}, not {scheme!r}; "
+                         "use mode='default' (conlleval's reading, which takes IOB1 and IOE1 too)")
     tags = _chain(sentences)
-    found = _entities_strict(tags) if mode == "strict" else _entities_default(tags)
+    found = _entities_strict(tags, scheme) if mode == "strict" else _entities_default(tags)
     return sorted(found, key=lambda e: (e[1], e[2], e[0]))
 
 
@@ -92,10 +116,10 @@ def _check(y_true, y_pred):
     return t, p
 
 
-def _counts(y_true, y_pred, mode):
+def _counts(y_true, y_pred, mode, scheme):
     """Sorted types and per-type arrays (n_true, n_pred, tp)."""
     _check(y_true, y_pred)
-    true, pred = set(get_entities(y_true, mode)), set(get_entities(y_pred, mode))
+    true, pred = set(get_entities(y_true, mode, scheme)), set(get_entities(y_pred, mode, scheme))
     types = sorted({e[0] for e in true | pred})
     n_true = np.array([sum(e[0] == k for e in true) for k in types], dtype=float)
     n_pred = np.array([sum(e[0] == k for e in pred) for k in types], dtype=float)
@@ -136,15 +160,15 @@ def _average(types, n_true, n_pred, tp, average, zero_division):
     raise ValueError(f"average must be 'micro', 'macro' or 'weighted', got {average!r}")
 
 
-def entity_scores(y_true, y_pred, average="micro", mode="default", zero_division="warn") -> dict:
+def entity_scores(y_true, y_pred, average="micro", mode="default", zero_division="warn", scheme="IOB2") -> dict:
     """{"precision", "recall", "f1"} over entities, averaged as ``average`` says."""
-    p, r, f = _average(*_counts(y_true, y_pred, mode), average, zero_division)
+    p, r, f = _average(*_counts(y_true, y_pred, mode, scheme), average, zero_division)
     return {"precision": p, "recall": r, "f1": f}
 
 
-def tagging_report(y_true, y_pred, mode="default", zero_division="warn") -> dict:
+def tagging_report(y_true, y_pred, mode="default", zero_division="warn", scheme="IOB2") -> dict:
     """Per-type {"precision", "recall", "f1", "support"} plus "micro avg", "macro avg", "weighted avg"."""
-    types, n_true, n_pred, tp = _counts(y_true, y_pred, mode)
+    types, n_true, n_pred, tp = _counts(y_true, y_pred, mode, scheme)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)   # one warning below is enough
         p, r, f = _prf(n_true, n_pred, tp, zero_division)

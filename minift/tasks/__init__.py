@@ -18,20 +18,28 @@ a new task family is one new module with a `Task` subclass, plus one line in `TA
     predict(model, examples, batch_size, device) -> one JSON-ready row per example
     override(flags)              `evaluate` / `predict` flags that replace what minift.json saved
     meta() / from_meta(meta, tokenizer)   the settings minift.json keeps, so new data is read the same way
-    save(model, folder)          the model folder (below): written once, here, for every task
+    save(model, folder, adapter_of)   the model folder (below): written once, here, for every task
+    peft_task_type, adapter_heads     PEFT's task type and the head's module -> Hugging Face name, for the adapter
+                                 folder of a LoRA model (minift/lora.py); None / {} where PEFT has no layout
 
 A saved model folder is a Hugging Face checkpoint that `transformers` loads (`config.json` names the class, e.g.
 `BertForSequenceClassification`; the encoder's tensors carry the family prefix `bert.`, the head's its Hugging
-Face names), plus the tokenizer and `minift.json`; it is written atomically (minift/atomic.py).
+Face names), plus the tokenizer and `minift.json`; it is written atomically (minift/atomic.py). A LoRA model is
+saved merged (W + (α/r)·B·A): the same plain checkpoint; with `--save-adapter` its subfolder `adapter/` holds the
+adapters and the head alone in PEFT's layout (`adapter_config.json`, `adapter_model.safetensors`) and `minift.json`.
+Not beside the model: `transformers` would load an adapter it finds there on top of the merged weights.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
-from minift import atomic
+from minift import atomic, lora
 from minift.checkpoint import MODEL_PREFIX
 from minift.config import architecture
 from minift.data import DataError, Example
+
+ADAPTER_FOLDER = "adapter"  # OUT/adapter: a LoRA run's adapters in PEFT's layout (--save-adapter)
 
 
 class Task:
@@ -41,6 +49,8 @@ class Task:
     main_metric: str  # the metric that picks the best model (higher is better)
     architecture_head = "Model"  # the `transformers` class of a saved model: family stem + this
     encoding = "utf-8"
+    peft_task_type: str | None = None  # PEFT's task_type of a saved adapter (SEQ_CLS ...); None: no adapter layout
+    adapter_heads: dict[str, str] = {}  # head module -> Hugging Face name, saved whole beside the adapters
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
@@ -104,15 +114,24 @@ class Task:
         """The task's fields of the saved config.json (`num_labels`, `id2label`, ...), beside `architectures`."""
         return {}
 
-    def save(self, model, folder: str | Path) -> None:
+    def save(self, model, folder: str | Path, adapter_of: str | None = None) -> None:
         """Write the model folder atomically: weights and config.json under Hugging Face names, the tokenizer,
-        and minift.json (`meta`)."""
+        and minift.json (`meta`). A model with LoRA layers is saved merged, from a copy (the training model keeps
+        its adapters), and minift.json records its LoRA settings; with `adapter_of`, the base model it adapts
+        (folder or Hub id), the subfolder ADAPTER_FOLDER holds the adapters and head alone, and minift.json."""
+        settings = lora.settings(model)
+        meta = self.meta() if settings is None else {**self.meta(), "lora": {**settings, "adapter_of": adapter_of}}
+        plain = model if settings is None else lora.merge_lora(copy.deepcopy(model))
+
         def fill(tmp: Path) -> None:
-            family = model.encoder.cfg.model_type
+            family = plain.encoder.cfg.model_type
             config = {"architectures": [architecture(family, self.architecture_head)], **self.hf_config()}
-            model.encoder.save_pretrained(tmp, model.head.hf_tensors(family), config, prefix=MODEL_PREFIX[family])
+            plain.encoder.save_pretrained(tmp, plain.head.hf_tensors(family), config, prefix=MODEL_PREFIX[family])
             self.tokenizer.save(tmp)
-            atomic.write_json(tmp / "minift.json", self.meta())
+            atomic.write_json(tmp / "minift.json", meta)
+            if adapter_of is not None:
+                lora.save_adapter(model, tmp / ADAPTER_FOLDER, adapter_of, self.peft_task_type, self.adapter_heads)
+                atomic.write_json(tmp / ADAPTER_FOLDER / "minift.json", meta)
         atomic.write_folder(folder, fill)
 
 

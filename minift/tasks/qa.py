@@ -165,6 +165,7 @@ class QATask(Task):
 
     main_metric = "f1"
     architecture_head = "ForQuestionAnswering"
+    peft_task_type, adapter_heads = "QUESTION_ANS", {"head.out": SpanHead.hf_name}  # --save-adapter
 
     def __init__(self, kind: str, tokenizer, max_length: int = 384, doc_stride: int = 128,
                  max_answer_length: int = 30, n_best: int = 20, encoding: str = "utf-8",

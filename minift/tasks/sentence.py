@@ -53,6 +53,7 @@ class SentenceTask(Task):
     """Everything the training loop needs to know about a sentence task: data, model, loss, metrics, output."""
 
     architecture_head = "ForSequenceClassification"
+    peft_task_type, adapter_heads = "SEQ_CLS", {"head.out": ClassifierHead.hf_name}  # --save-adapter
 
     def __init__(self, kind: str, tokenizer, columns: dict, max_length: int = 128, labels: LabelMap | None = None,
                  pooling: str = "pooler", has_header: bool = True, encoding: str = "utf-8",

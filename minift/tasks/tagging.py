@@ -121,6 +121,7 @@ class TaggingTask(Task):
 
     main_metric = "f1"
     architecture_head = "ForTokenClassification"
+    peft_task_type, adapter_heads = "TOKEN_CLS", {"head.out": ClassifierHead.hf_name}  # --save-adapter
 
     def __init__(self, kind: str, tokenizer, max_length: int = 128, labels: LabelMap | None = None,
                  stride: int | None = None, label_all_subtokens: bool = False, encoding: str = "utf-8"):
