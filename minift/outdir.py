@@ -74,8 +74,9 @@ def check_writable(out: Path) -> None:
 
 def check_contents(out: Path, args, main: bool = True) -> None:
     """Refuse an --out whose contents a new run would destroy (the module's table); only reads."""
-    if args.overwrite or (args.resume and run_folder(Path(args.resume)).resolve() == out.resolve()):
-        return  # told to, or continuing this run
+    if not out.is_dir() or args.overwrite or (args.resume and
+                                              run_folder(Path(args.resume)).resolve() == out.resolve()):
+        return  # nothing there (yet: under torchrun rank 0 creates it), told to, or continuing this run
     meta = out / "minift.json"
     if meta.is_file():
         task = _task_of(meta)
