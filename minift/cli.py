@@ -1,12 +1,14 @@
 """What the three commands (train, evaluate, predict) share: user errors, devices, seeds, and saved models.
 
 A user error (a bad file, column, checkpoint or flag) ends a command with exit code 2 and one message that says
-what is wrong, where, and what to do: never a traceback. Anything else is a bug in minift and keeps its traceback.
+what is wrong, where, and what to do: never a traceback (`--debug` prints it too, for a bug report). Anything else
+is a bug in minift and keeps its traceback.
 """
 from __future__ import annotations
 
 import random
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +32,18 @@ class TrainingDiverged(ValueError):
 
 
 USER_ERRORS = (UsageError, TrainingDiverged, DataError, ConfigError, CheckpointError, FileNotFoundError,
-               IsADirectoryError, UnicodeDecodeError)
+               IsADirectoryError, UnicodeDecodeError, atomic.SaveError)
+DEBUG_HELP = "on a user error, print the traceback too (for a bug report)"
 
 
 def run(main, argv=None, prog: str = "minift") -> int:
-    """Call `main(argv)`; a user error prints `prog: error: message` to stderr and returns 2."""
+    """Call `main(argv)`; a user error prints `prog: error: message` to stderr (after its traceback if `--debug`
+    is among the arguments) and returns 2."""
     try:
         main(argv)
     except USER_ERRORS as e:
+        if "--debug" in (sys.argv[1:] if argv is None else argv):
+            traceback.print_exc()
         message = str(e) if not isinstance(e, (FileNotFoundError, IsADirectoryError)) else \
             f"{e.filename}: {e.strerror}"
         print(f"{prog}: error: {message}", file=sys.stderr)

@@ -38,6 +38,7 @@ def parser() -> argparse.ArgumentParser:
                                                         "and reliability.png (regression: scatter.png) beside the "
                                                         "model (needs matplotlib)")
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    p.add_argument("--debug", action="store_true", help=cli.DEBUG_HELP)
     return p
 
 

@@ -6,6 +6,10 @@
                                  `--resume` to continue with. A second one interrupts at once (no checkpoint).
     CUDA out of memory           a user error (exit 2) that names the knobs: --batch-size, --accumulate (which
                                  keeps the examples per update), --max-length, --precision bf16
+    a full disk                  a save the disk refuses keeps nothing of itself (minift/atomic.py): a user error
+                                 that says so and how to go on (--resume OUT, with --save-every)
+    kill -9, a power cut         nothing to handle: every save is atomic, and `--resume OUT` continues from the
+                                 latest complete checkpoint (tests/test_crash.py)
     NaN / inf updates            skipped and counted by the loop; `diverged` is the error after K in a row
 
 Handling the signal at the step boundary, not where it lands, is what makes the checkpoint exact: a
@@ -15,13 +19,14 @@ because schedulers (and torchrun, when its own Ctrl-C arrives) stop a job with i
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import sys
 import threading
 
 import torch
 
-from minift import cli
+from minift import atomic, cli
 
 
 class StopRequest:
@@ -65,6 +70,20 @@ def out_of_memory_advice(args):
             f"the device ran out of memory ({first_line}). Use less: a smaller --batch-size (now {args.batch_size}) "
             f"with a larger --accumulate to keep the examples per update (--batch-size {half} --accumulate "
             f"{twice} for {half * twice}), a shorter --max-length (now {args.max_length}){bf16}") from None
+
+
+@contextlib.contextmanager
+def disk_full_advice(args):
+    """Turn a save the disk refused (atomic.SaveError), or a full disk under any other write, into a user error
+    that says what is intact and how to go on."""
+    try:
+        yield
+    except OSError as e:
+        if not isinstance(e, atomic.SaveError) and e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        again = f"continue from the latest checkpoint with --resume {args.out}" if args.save_every or args.resume \
+            else "run again"
+        raise cli.UsageError(f"{e}. Free some space there (or give an --out on another disk) and {again}") from None
 
 
 def diverged(args, bad_in_row: int, step: int, out) -> cli.TrainingDiverged:

@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--length-penalty", type=float, help="seq2seq: beam search length penalty (default: saved)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    p.add_argument("--debug", action="store_true", help=cli.DEBUG_HELP)
     return p
 
 

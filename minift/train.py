@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,7 +40,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from minift import atomic, cli, distributed, faults, freeze, lora, optim, precision, recipes, resume
+from minift import atomic, cli, distributed, faults, freeze, lora, optim, outdir, precision, recipes, resume
 from minift.data import check_training_rows
 from minift.encoder import Encoder
 from minift.precision import autocast
@@ -187,13 +188,16 @@ def start_state(run: Run) -> LoopState:
     if not run.args.resume:
         if run.main:
             log.write_text("", encoding="utf-8")
+            shutil.rmtree(run.out / "checkpoints", ignore_errors=True)  # an earlier run's (--overwrite)
+            (run.out / "results.json").unlink(missing_ok=True)  # and its results; this run's come at its end
         return LoopState()
-    state = LoopState(**resume.load(run.args.resume, run.model, run.opt, run.scaler))
-    if state.step >= run.total:
+    state = resume.load(run.args.resume, run.model, run.opt, run.scaler, LoopState)
+    if state.step >= run.total and (run.out / "results.json").is_file():  # else killed before finishing: finish
         raise cli.UsageError(f"--resume {run.args.resume}: that checkpoint is at step {state.step}, already the "
                              f"run's last ({run.total}); raise --max-steps or --epochs to train further")
-    if run.main:
-        resume.forget_log_after(log, state.step)  # lines the interrupted run wrote after it
+    if run.main:  # drop the lines the interrupted run wrote after the checkpoint: an --eval-every evaluation at
+        evaluated = run.args.eval_every and state.step % run.args.eval_every == 0  # its step came before it
+        resume.forget_log_after(log, state.step if evaluated else state.step - 1)
     return state
 
 
@@ -320,9 +324,11 @@ def show(bar, state: LoopState, run: Run, throughput: Throughput) -> None:
 def train(args) -> dict:
     """Run `python -m minift.train` with parsed flags; return the best model's results (rank 0 under torchrun).
 
-    Around the loop: the torchrun process group (if any), Ctrl-C as a request to checkpoint and stop, and
-    out-of-memory errors as advice (minift/distributed.py, minift/faults.py)."""
-    with distributed.process_group(), faults.StopRequest() as stop_request, faults.out_of_memory_advice(args):
+    Around the loop: the torchrun process group (if any), Ctrl-C as a request to checkpoint and stop,
+    out-of-memory errors and a full disk as advice, and the lock on --out (minift/distributed.py, faults.py,
+    outdir.py)."""
+    with distributed.process_group(), faults.StopRequest() as stop_request, faults.out_of_memory_advice(args), \
+            faults.disk_full_advice(args), outdir.claim(args, distributed.is_main()):
         if args.folds:  # k-fold cross-validation: k runs into OUT/fold-k, their summary in OUT/results.json
             return recipes.cross_validate(args, lambda fold_args: fit(fold_args, stop_request))
         return fit(args, stop_request)
@@ -339,6 +345,8 @@ def fit(args, stop_request) -> dict:
         for epoch in range(first_epoch, run.epochs):
             ddp, batches = epoch_batches(run, epoch)
             for i in range(first_position if epoch == first_epoch else 0, len(batches), args.accumulate):
+                if state.step >= run.total:  # resumed from the last update's checkpoint: only the end is left
+                    break
                 group = batches[i:i + args.accumulate]
                 throughput.add(group)
                 done = update(ddp, run.opt, run.scaler, group, run.task.loss, run.device,
@@ -355,7 +363,8 @@ def fit(args, stop_request) -> dict:
                 if interrupted or (args.save_every and state.step % args.save_every == 0):  # after evaluating:
                     folder = checkpoint(run, state)  # resuming skips the evaluation
                 if interrupted:
-                    raise KeyboardInterrupt(f"checkpoint written; continue with --resume {folder} (and the same flags)")
+                    raise KeyboardInterrupt(f"checkpoint written to {folder}; continue with --resume {run.out} (and "
+                                            "the same flags)")
                 if stop or state.step >= run.total:
                     break
             if not stop and not (args.eval_every and state.step % args.eval_every == 0):

@@ -27,7 +27,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-fraction", type=float, default=0.2, help="share of --train held out without --valid")
     p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint folder or Hugging Face Hub id")
     p.add_argument("--revision", help="Hub revision (branch, tag or commit)")
-    p.add_argument("--out", default="runs/default", help="folder for the model, metrics.jsonl and results.json")
+    p.add_argument("--out", help="folder for the model, metrics.jsonl and results.json (default: the run folder of "
+                                 "--resume, else runs/default). A model of the same task there is replaced; another "
+                                 "task's model, an earlier run's checkpoints or files minift did not write are refused "
+                                 "unless --overwrite. One run at a time: OUT/.minift.lock")
+    p.add_argument("--overwrite", action="store_true", help="train into an --out that holds another task's model, "
+                                                             "an earlier run's checkpoints (deleted) or other files")
     p.add_argument("--text-col", default="text", help="column name, or 0-based index")
     p.add_argument("--text-pair-col", help="second text column, for sentence-pair tasks")
     p.add_argument("--label-col", default="label")
@@ -69,10 +74,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=0,
                    help="write a checkpoint to OUT/checkpoints/step-N every N updates, to --resume from (0: never)")
     p.add_argument("--keep-checkpoints", type=int, default=2, help="how many of the latest checkpoints to keep")
-    p.add_argument("--resume", help="continue from a checkpoint folder written by --save-every, with the same flags")
+    p.add_argument("--resume", help="continue a run from its latest complete checkpoint: give its --out folder (or "
+                                    "one checkpoint, OUT/checkpoints/step-N) and the same flags")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help=cli.DEBUG_HELP)
     add_seq2seq_flags(p)
     add_lora_flags(p)
     add_recipe_flags(p)
@@ -194,8 +201,12 @@ def check_args(args) -> None:
     args.max_length_is_default = args.max_length is None  # a default may be lowered to fit (train.check_length)
     if args.max_length is None:
         args.max_length = 384 if args.task == "qa" else 128
-    positive = {"--epochs": args.epochs, "--batch-size": args.batch_size, "--accumulate": args.accumulate,
-                "--max-length": args.max_length}
+    if args.max_steps is not None and args.max_steps < 1:
+        raise cli.UsageError(f"--max-steps {args.max_steps}: must be at least 1")
+    if args.epochs < (0 if args.max_steps else 1):  # --max-steps overrides --epochs: then 0 is fine
+        raise cli.UsageError(f"--epochs {args.epochs}: must be at least 1, or 0 with --max-steps N (N updates, however "
+                             "many epochs that is)")
+    positive = {"--batch-size": args.batch_size, "--accumulate": args.accumulate, "--max-length": args.max_length}
     for flag, value in positive.items():
         if value < 1:
             raise cli.UsageError(f"{flag} {value}: must be at least 1")
@@ -203,8 +214,13 @@ def check_args(args) -> None:
         raise cli.UsageError("--save-every must be >= 0 and --keep-checkpoints at least 1")
     if args.max_bad_steps < 1:
         raise cli.UsageError(f"--max-bad-steps {args.max_bad_steps}: must be at least 1")
-    if args.lr <= 0 or not 0 < args.valid_fraction < 1 or args.warmup < 0:
-        raise cli.UsageError("--lr must be > 0, --valid-fraction between 0 and 1, --warmup >= 0")
+    if not 0 < args.lr < float("inf"):  # also refuses nan
+        raise cli.UsageError(f"--lr {args.lr}: must be above 0 (fine-tuning takes 1e-5 to 1e-4; the default is 5e-5)")
+    if not 0 < args.valid_fraction < 1:
+        raise cli.UsageError(f"--valid-fraction {args.valid_fraction}: must be between 0 and 1, the share of --train "
+                             "held out for validation (e.g. 0.2), or give --valid FILE")
+    if not args.warmup >= 0:
+        raise cli.UsageError(f"--warmup {args.warmup}: must be at least 0 (steps, or a fraction of them if below 1)")
     if args.layer_decay is not None and not 0 < args.layer_decay <= 1:
         raise cli.UsageError(f"--layer-decay {args.layer_decay}: must be in (0, 1]")
     check_recipe_args(args)

@@ -1,11 +1,14 @@
 """The catalogue of bad input (issue 14): each case runs `python -m minift.train` (in-process through `cli.run`, one
-case as a real process) on a tiny model and a small bad file, and must end with exit code 2, one message that
-names the file, line or field and the fix, no traceback, and no model in --out. Files that are fine (a UTF-8
+case as a real process) on a tiny model and a small bad file, flag, --out or --resume, and must end with exit code
+2, one message that names the file, line, flag or field and the fix, no traceback, and --out exactly as it was
+(absent, or with its model, checkpoints or lock: not even an empty folder is left). Files that are fine (a UTF-8
 byte-order mark, CRLF, quoted fields holding newlines and delimiters, trailing blank lines) must still train."""
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,18 +37,30 @@ def write(folder, name, content):
     return str(path)
 
 
-def fails(model, tmp_path, capsys, *argv):
-    """Run minift.train with `argv`; check exit code 2, one message, no traceback, nothing in --out; return it."""
-    out = tmp_path / "out"
-    args = ["--model", str(model), "--out", str(out), "--quiet", "--max-steps", "1", "--batch-size", "4", *argv]
+def fails(model, tmp_path, capsys, *argv, out=None, max_steps=True):
+    """Run minift.train with `argv`; check exit code 2, one message, no traceback, and --out exactly as it was
+    (absent if it was: not even an empty folder is left); return the message."""
+    out = out or tmp_path / "out"
+    before = contents(out)
+    args = ["--model", str(model), "--out", str(out), "--quiet", *(["--max-steps", "1"] if max_steps else []),
+            "--batch-size", "4", *argv]
     capsys.readouterr()
     assert cli.run(train.main, args, prog="minift.train") == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     message = err.strip().splitlines()[-1]
     assert message.startswith("minift.train: error: ") and err.count("error:") == 1
-    assert not (out / "model.safetensors").exists() and not (out / "minift.json").exists()
+    assert contents(out) == before
     return message
+
+
+def contents(path):
+    """Everything under `path`, to compare before and after: None if absent, bytes for a file."""
+    if not path.exists():
+        return None
+    if path.is_file():
+        return path.read_bytes()
+    return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else "folder" for p in sorted(path.rglob("*"))}
 
 
 # (case, file name, file content, extra flags, what the message must say)
@@ -224,7 +239,8 @@ def test_files_that_are_fine_stay_fine(model, tmp_path, capsys):
     for name, content, extra in [("t.conll", CONLL, ["--task", "ner"]),
                                  ("t.json", json.dumps({"data": SQUAD["data"] * 3}), ["--task", "qa", "--doc-stride", "8"])]:
         file = write(tmp_path, name, "\ufeff" + content.replace("\n", "\r\n"))
-        assert cli.run(train.main, [*args[:1], file, *args[2:], *extra], prog="minift.train") == 0, name
+        assert cli.run(train.main, [*args[:1], file, *args[2:], *extra, "--overwrite"],  # another task
+                       prog="minift.train") == 0, name
 
 
 def test_a_real_process_prints_one_message_and_no_traceback(model, tmp_path):
@@ -260,3 +276,217 @@ def test_a_bad_minift_json(model, tmp_path, capsys, edit, message):
     assert cli.run(evaluate.main, ["--model", str(out), "--data", data], prog="minift.evaluate") == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and message in err and str(out / "minift.json") in err
+
+
+# Flags: (case, flags, what the message must say). The fails() helper passes --max-steps 1 unless told not to.
+FLAG_CASES = [
+    ("--batch-size 0", ["--batch-size", "0"], "--batch-size 0: must be at least 1"),
+    ("--lr -1", ["--lr", "-1"], "--lr -1.0: must be above 0 (fine-tuning takes 1e-5 to 1e-4; the default is 5e-5)"),
+    ("--lr nan", ["--lr", "nan"], "--lr nan: must be above 0"),
+    ("--valid-fraction 1.5", ["--valid-fraction", "1.5"], "--valid-fraction 1.5: must be between 0 and 1, the share "
+     "of --train held out for validation (e.g. 0.2), or give --valid FILE"),
+    ("--warmup -1", ["--warmup", "-1"], "--warmup -1.0: must be at least 0"),
+    ("--max-steps 0", ["--max-steps", "0"], "--max-steps 0: must be at least 1"),
+    ("--max-length above the model's positions", ["--max-length", "100"],
+     "--max-length 100 tokens do not fit the 64 positions of {model}: ask for at most 64 tokens in all"),
+]
+
+
+@pytest.mark.parametrize("case,flags,message", FLAG_CASES, ids=[c[0] for c in FLAG_CASES])
+def test_a_nonsensical_flag(model, tmp_path, capsys, case, flags, message):
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    assert message.format(model=model) in fails(model, tmp_path, capsys, "--train", file, *flags)
+
+
+def test_epochs_0_needs_max_steps(model, tmp_path, capsys):
+    """--epochs 0 alone trains nothing: refused. With --max-steps, which overrides --epochs, it is not used: fine."""
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    assert "--epochs 0: must be at least 1, or 0 with --max-steps N (N updates, however many epochs that is)" in \
+        fails(model, tmp_path, capsys, "--train", file, "--epochs", "0", max_steps=False)
+    assert "--epochs -1: must be at least 1, or 0 with --max-steps N" in \
+        fails(model, tmp_path, capsys, "--train", file, "--epochs", "-1")
+    assert cli.run(train.main, ["--train", file, "--model", str(model), "--out", str(tmp_path / "out"), "--quiet",
+                                "--epochs", "0", "--max-steps", "1", "--batch-size", "4"]) == 0
+
+
+def train_into(model, tmp_path, out, *extra):
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    scores = write(tmp_path, "s.csv", "text,score\n" + SCORES)
+    task_file = scores if "regression" in extra else file
+    return cli.run(train.main, ["--train", task_file, "--model", str(model), "--out", str(out), "--quiet",
+                                "--max-steps", "1", "--batch-size", "4", *extra], prog="minift.train")
+
+
+def test_out_is_a_file(model, tmp_path, capsys):
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    out = tmp_path / "notes.txt"
+    out.write_text("my notes")
+    assert f"--out {out}: {out} is a file, not a folder; give a folder (it is created if missing)" in \
+        fails(model, tmp_path, capsys, "--train", file, out=out)
+    assert f"--out {out / 'run'}: {out} is a file" in fails(model, tmp_path, capsys, "--train", file, out=out / "run")
+
+
+def test_out_is_read_only(model, tmp_path, capsys, monkeypatch):
+    """A folder without write permission. Root ignores permissions (os.access says it can write): there, os.access
+    is made to answer as it would for anyone else, so that the check itself is still tested."""
+    from minift import outdir
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        if os.access(locked, os.W_OK):  # running as root
+            monkeypatch.setattr(outdir.os, "access", lambda path, mode: Path(path) != locked)
+        for out in (locked, locked / "run"):  # the folder, or one to be created in it
+            assert f"--out {out}: {locked} is read-only for you; give a folder you can write to" in \
+                fails(model, tmp_path, capsys, "--train", file, out=out)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_out_holding_a_model_of_another_task(model, tmp_path, capsys):
+    """Another task's model is refused unless --overwrite; the same task's is replaced with a note, so the same
+    command can run twice (the README's first command does)."""
+    out = tmp_path / "run"
+    assert train_into(model, tmp_path, out, "--task", "regression", "--label-col", "score") == 0
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    assert (f"--out {out}: holds a trained regression model ({out / 'minift.json'}); this run is --task "
+            "classification. Give another --out, or pass --overwrite to replace it") in \
+        fails(model, tmp_path, capsys, "--train", file, out=out)
+    assert train_into(model, tmp_path, out, "--overwrite") == 0
+    assert json.loads((out / "minift.json").read_text())["task"] == "classification"
+    capsys.readouterr()
+    assert train_into(model, tmp_path, out) == 0
+    assert f"note: {out} holds a classification model from an earlier run; this run replaces it" in \
+        capsys.readouterr().err
+
+
+def test_out_holding_checkpoints_of_an_earlier_run(model, tmp_path, capsys):
+    """A new run would mix its checkpoints with the old ones (and --resume OUT could pick an old one): refused,
+    saying how to continue the old run or start again."""
+    out = tmp_path / "run"
+    assert train_into(model, tmp_path, out, "--save-every", "1") == 0
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    assert (f"--out {out}: holds checkpoints of an earlier run (the latest is {out / 'checkpoints' / 'step-1'}); "
+            f"continue that run with --resume {out}, or start again with --overwrite (which deletes them)") in \
+        fails(model, tmp_path, capsys, "--train", file, out=out)
+    assert train_into(model, tmp_path, out, "--overwrite") == 0
+    assert not (out / "checkpoints").exists()
+
+
+def test_out_holding_other_files(model, tmp_path, capsys):
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": true}')
+    (out / "notes.txt").write_text("notes")
+    assert (f"--out {out}: holds other files (config.json, notes.txt) and no minift run; a run writes config.json, "
+            "model.safetensors and more there, replacing files of those names. Give a new or empty folder, or pass "
+            "--overwrite") in fails(model, tmp_path, capsys, "--train", file, out=out)
+
+
+def test_resume_a_folder_without_a_checkpoint(model, tmp_path, capsys):
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    out = tmp_path / "run"
+    assert train_into(model, tmp_path, out) == 0  # a run without --save-every: a model, no checkpoint
+    assert (f"--resume {out}: no trainer_state.json and no complete checkpoint in {out / 'checkpoints'}; give the "
+            "--out folder of a run started with --save-every N (or stopped with Ctrl-C), or train without --resume") \
+        in fails(model, tmp_path, capsys, "--train", file, "--resume", str(out), out=out)
+
+
+def test_debug_prints_the_traceback_too(model, tmp_path, capsys):
+    from minift import evaluate
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    out = tmp_path / "out"
+    for command, argv in [(train.main, ["--train", file, "--model", str(model), "--out", str(out), "--batch-size",
+                                        "0"]),
+                          (evaluate.main, ["--model", str(tmp_path / "nowhere"), "--data", file])]:
+        assert cli.run(command, argv) == 2
+        assert "Traceback" not in capsys.readouterr().err
+        assert cli.run(command, [*argv, "--debug"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("Traceback (most recent call last)") and err.count("error:") == 1
+        assert err.strip().splitlines()[-1].startswith("minift: error: ")
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def checkpointed(model, tmp_path_factory):
+    """A run folder with one checkpoint, step-1, to damage."""
+    folder = tmp_path_factory.mktemp("checkpointed")
+    out = folder / "run"
+    assert train_into(model, folder, out, "--save-every", "1") == 0
+    return out
+
+
+STATE_CASES = [
+    ("step a string", lambda s: s["loop"].update(step="1"), "field 'loop.step' is \"1\"; expected a whole number"),
+    ("best_step a fraction", lambda s: s["loop"].update(best_step=0.5), "field 'loop.best_step' is 0.5; expected int"),
+    ("a loop field missing", lambda s: s["loop"].pop("epoch"), "field 'loop' is {"),
+    ("a learning rate not a number", lambda s: s["optimizer"]["param_groups"][0].update(lr="fast"),
+     "field 'optimizer.param_groups[0].lr' is \"fast\"; expected a finite number"),
+    ("a step count of 0", lambda s: s["optimizer"]["state"]["0"].update(step=0),
+     "field 'optimizer.state.0.step' is 0; expected a whole number from 1"),
+    ("a parameter group too many", lambda s: s["optimizer"]["param_groups"].append({}),
+     "field 'optimizer.param_groups' is ["),
+    ("optimizer state of no parameter", lambda s: s["optimizer"]["state"].update({"999": {"step": 1}}),
+     "field 'optimizer.state.999' is \"999\"; expected a parameter's index"),
+    ("scaler not numbers", lambda s: s.update(scaler={"scale": "big"}), "field 'scaler' is {\"scale\": \"big\"}"),
+    ("python_random cut short", lambda s: s["python_random"][1].pop(), "field 'python_random' is [3, ["),
+    ("numpy_random another generator", lambda s: s["numpy_random"].__setitem__(0, "PCG64"),
+     "field 'numpy_random' is [\"PCG64\""),
+    ("the fields missing", lambda s: s.clear(), "field 'loop' is null; expected a value (the field is missing)"),
+]
+
+
+@pytest.mark.parametrize("case,edit,message", STATE_CASES, ids=[c[0] for c in STATE_CASES])
+def test_a_damaged_trainer_state(model, checkpointed, tmp_path, capsys, case, edit, message):
+    """trainer_state.json is type-checked field by field on --resume: the message names the file and field."""
+    out = tmp_path / "run"
+    shutil.copytree(checkpointed, out)
+    path = out / "checkpoints" / "step-1" / "trainer_state.json"
+    state = json.loads(path.read_text())
+    edit(state)
+    path.write_text(json.dumps(state))
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    got = fails(model, tmp_path, capsys, "--train", file, "--resume", str(out), "--max-steps", "2", out=out,
+                max_steps=False)
+    assert f"{path}: {message}" in got and "resume from another checkpoint, or train without --resume" in got
+
+
+def test_trainer_state_not_json(model, checkpointed, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(checkpointed, out)
+    path = out / "checkpoints" / "step-1" / "trainer_state.json"
+    path.write_text('{"loop": ')
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    assert f"{path}: not valid JSON (Expecting value: line 1 column 10 (char 9)); resume from another checkpoint" in \
+        fails(model, tmp_path, capsys, "--train", file, "--resume", str(out), "--max-steps", "2", out=out,
+              max_steps=False)
+
+
+def resave(path, edit):
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(str(path))
+    edit(tensors)
+    save_file(tensors, str(path))
+
+
+@pytest.mark.parametrize("name,edit,message", [
+    ("optimizer.safetensors", lambda t: t.pop("state.0.exp_avg"), "the optimizer state of parameter 0 holds ['step'] "
+     "in trainer_state.json and ['exp_avg_sq'] in optimizer.safetensors; AdamW keeps ['step'] and ['exp_avg', "
+     "'exp_avg_sq']"),
+    ("optimizer.safetensors", lambda t: t.update({"state.0.exp_avg": t["state.0.exp_avg"][:1]}),
+     "(exp_avg not of its shape"),
+    ("rng.safetensors", lambda t: t.update(torch=t["torch"][:100]), "rng.safetensors holds no CPU random state of"),
+    ("model.safetensors", lambda t: t.update({k: v[:1] for k, v in list(t.items())[:1]}),
+     "resume with the same --model, --lora and task flags"),
+], ids=["a moment missing", "a moment of another shape", "the CPU random state cut short", "a weight cut short"])
+def test_a_damaged_checkpoint_tensor(model, checkpointed, tmp_path, capsys, name, edit, message):
+    out = tmp_path / "run"
+    shutil.copytree(checkpointed, out)
+    resave(out / "checkpoints" / "step-1" / name, edit)
+    file = write(tmp_path, "t.csv", "text,label\n" + ROWS)
+    got = fails(model, tmp_path, capsys, "--train", file, "--resume", str(out), "--max-steps", "2", out=out,
+                max_steps=False)
+    assert f"--resume {out / 'checkpoints' / 'step-1'}: " in got and message in got

@@ -2,6 +2,7 @@
 long lines, odd delimiters and quotes) must end in a result or in the documented user-error type (DataError for
 data files, ConfigError for config.json, CheckpointError for minift.json and safetensors), never another exception.
 At least 200 examples per reader."""
+import copy
 import json
 import tempfile
 from pathlib import Path
@@ -183,3 +184,82 @@ def test_tokenizer_encodes_any_text(tokenizer, text, pair, max_length):
     ids = out["input_ids"]
     assert ids.shape[0] == 1 and 2 <= ids.shape[1] <= max_length and int(ids.max()) < tokenizer.vocab_size
     assert ids[0, 0] == tokenizer.cls_id
+
+
+def a_checkpoint_state():
+    """trainer_state.json as resume.save writes it after one AdamW update of a small model, with that optimizer."""
+    import torch
+
+    from minift import optim, resume
+    from minift.train import LoopState
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))
+    opt = optim.AdamW(optim.param_groups(model, 1e-3, 0.01), lr=1e-3)
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    folder = DIR / "checkpoint"
+    folder.mkdir(exist_ok=True)
+    resume._write(folder, model, opt, torch.amp.GradScaler("cpu", enabled=False), vars(LoopState(step=1)))
+    return json.loads((folder / resume.STATE_FILE).read_text()), opt, LoopState, copy.deepcopy(opt.state_dict())
+
+
+def paths(value, at=()):
+    """The places in a JSON value: the value itself, each field and item, all the way down (of a long list, such
+    as a random generator's 625 numbers, only the first and the last item, so each field is drawn as often)."""
+    yield at
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    for key, item in items:
+        if not isinstance(value, list) or len(value) < 5 or key in (0, len(value) - 1):
+            yield from paths(item, (*at, key))
+
+
+STATE, OPT, LOOP, STATE_DICT = a_checkpoint_state()
+STATE_PATHS = list(paths(STATE))  # () is the whole file
+
+
+@settings(FUZZ, max_examples=600)
+@given(where=st.sampled_from(STATE_PATHS), value=st.one_of(JSON, st.just(None)))
+def test_a_damaged_trainer_state_is_refused_or_usable(where, value):
+    """One field of a real trainer_state.json (or the whole file) replaced by any JSON value: resume's checks
+    raise a CheckpointError, or what they pass works where the loop uses it: the loop's counters as counts
+    (range), its scores and losses as numbers (formatted), the random generators restored and drawn from (gauss
+    too), the optimizer restored and stepped."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from minift import resume
+    state = value
+    if where:
+        state = copy.deepcopy(STATE)
+        *parent, last = where
+        target = state
+        for key in parent:
+            target = target[key]
+        target[last] = value
+    saved_random, saved_numpy, saved_torch = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        resume.check_state(state, Path("trainer_state.json"), OPT.state_dict()["param_groups"], LOOP)
+        resume._load_optimizer(DIR / "checkpoint", state, OPT)
+        resume._load_random(DIR / "checkpoint", state)
+    except CheckpointError:
+        return
+    finally:
+        random.setstate(saved_random)
+        np.random.set_state(saved_numpy)
+        torch.set_rng_state(saved_torch)
+    loop = LOOP(**state["loop"])
+    for name in ("step", "epoch", "position", "evals_since_best", "skipped", "bad_in_row"):
+        range(getattr(loop, name))
+    range(loop.best_step or 0)
+    f"{loop.train_loss:.4f} {loop.best:.4f} {loop.grad_norm:.3g}"
+    try:
+        resume._load_random(DIR / "checkpoint", state)
+        assert isinstance(random.gauss(0, 1), float) and isinstance(random.random(), float)
+        assert np.isfinite(np.random.normal()) and 0 <= np.random.random() < 1
+    finally:
+        random.setstate(saved_random)
+        np.random.set_state(saved_numpy)
+        torch.set_rng_state(saved_torch)
+    OPT.step()
+    OPT.load_state_dict(STATE_DICT)  # as it was, for the next example

@@ -47,7 +47,7 @@ def test_ctrl_c_checkpoints_and_resuming_it_ends_bitwise_equal(files, tmp_path, 
     assert cli.run(train.main, argv(files, parts, *common), prog="minift.train") == 130
     err = capsys.readouterr().err
     step3 = parts / "checkpoints" / "step-3"
-    assert f"--resume {step3}" in err and "Traceback" not in err
+    assert f"written to {step3}; continue with --resume {parts} " in err and "Traceback" not in err
     assert sorted(p.name for p in (parts / "checkpoints").iterdir()) == ["step-3"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
     monkeypatch.undo()
