@@ -21,6 +21,7 @@ the work on padding, about the padded share of the batch. On a GPU the gathers c
 from __future__ import annotations
 
 import torch
+from torch.utils.checkpoint import checkpoint as recompute
 
 
 def unpack(h: torch.Tensor, index: torch.Tensor, B: int, T: int) -> torch.Tensor:
@@ -28,16 +29,27 @@ def unpack(h: torch.Tensor, index: torch.Tensor, B: int, T: int) -> torch.Tensor
     return h.new_zeros(B * T, h.size(-1)).index_copy(0, index, h).view(B, T, -1)
 
 
-def packed_layers(layers, x: torch.Tensor, attention_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def packed_block(layer, h: torch.Tensor, index: torch.Tensor, B: int, T: int, mask: torch.Tensor) -> torch.Tensor:
+    """One minift.encoder.Block on the packed real tokens h (N, H) -> (N, H)."""
+    H = h.size(-1)
+    q, k, v = layer.attn.project_qkv(h)  # (N, H) each
+    a, _ = layer.attn.attend(unpack(q, index, B, T), unpack(k, index, B, T), unpack(v, index, B, T), mask)
+    a = layer.attn.out(a.reshape(B * T, H)[index])  # (N, H)
+    h = layer.attn_norm(h + layer.dropout(a))
+    return layer.ffn_norm(h + layer.dropout(layer.ffn(h)))
+
+
+def packed_layers(layers, x: torch.Tensor, attention_mask: torch.Tensor, mask: torch.Tensor,
+                  checkpointed: bool = False) -> torch.Tensor:
     """Run the encoder's `layers` (minift.encoder.Block) on x (B, T, H) as above, given the (B, T) padding mask
-    and its additive form `mask` (B, 1, 1, T) -> hidden states (B, T, H), zeros at padded positions."""
+    and its additive form `mask` (B, 1, 1, T) -> hidden states (B, T, H), zeros at padded positions.
+    `checkpointed`: recompute each block in the backward pass (`Encoder.gradient_checkpointing`)."""
     B, T, H = x.shape
     index = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,) positions of real tokens in B·T
     h = x.reshape(B * T, H)[index]  # (N, H)
     for layer in layers:
-        q, k, v = layer.attn.project_qkv(h)  # (N, H) each
-        a, _ = layer.attn.attend(unpack(q, index, B, T), unpack(k, index, B, T), unpack(v, index, B, T), mask)
-        a = layer.attn.out(a.reshape(B * T, H)[index])  # (N, H)
-        h = layer.attn_norm(h + layer.dropout(a))
-        h = layer.ffn_norm(h + layer.dropout(layer.ffn(h)))
+        if checkpointed:
+            h = recompute(packed_block, layer, h, index, B, T, mask, use_reentrant=False)
+        else:
+            h = packed_block(layer, h, index, B, T, mask)
     return unpack(h, index, B, T)

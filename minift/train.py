@@ -154,6 +154,7 @@ def setup(args) -> Run:
     encoder = Encoder.from_pretrained(args.model, args.revision)
     check_length(args, encoder.cfg)
     task, train_f, valid_f, test_f = prepare(args, tokenizer)
+    encoder.gradient_checkpointing = args.gradient_checkpointing
     model = task.build_model(encoder).to(device)
     # The optimizer holds every parameter; frozen ones get no gradient, and AdamW skips them.
     opt = optim.AdamW(optim.param_groups(model, args.lr, args.weight_decay, args.layer_decay), lr=args.lr)

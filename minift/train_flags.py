@@ -74,7 +74,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_seq2seq_flags(p)
+    add_memory_flags(p)
     return p
+
+
+def add_memory_flags(p: argparse.ArgumentParser) -> None:
+    """Trading time for memory, for long inputs (QA, documents at 384-512 tokens)."""
+    g = p.add_argument_group("memory")
+    g.add_argument("--gradient-checkpointing", action="store_true",
+                   help="keep only each layer's input and recompute its activations in the backward pass: less "
+                        "memory for about a third more time, the same gradients")
 
 
 def add_seq2seq_flags(p: argparse.ArgumentParser) -> None:

@@ -106,13 +106,14 @@ class Task:
 
     def save(self, model, folder: str | Path) -> None:
         """Write the model folder atomically: weights and config.json under Hugging Face names, the tokenizer,
-        and minift.json (`meta`)."""
+        and minift.json (`meta`, plus `gradient_checkpointing: true` if the run recomputed activations)."""
         def fill(tmp: Path) -> None:
             family = model.encoder.cfg.model_type
             config = {"architectures": [architecture(family, self.architecture_head)], **self.hf_config()}
             model.encoder.save_pretrained(tmp, model.head.hf_tensors(family), config, prefix=MODEL_PREFIX[family])
             self.tokenizer.save(tmp)
-            atomic.write_json(tmp / "minift.json", self.meta())
+            how = {"gradient_checkpointing": True} if model.encoder.gradient_checkpointing else {}  # a record only
+            atomic.write_json(tmp / "minift.json", {**self.meta(), **how})
         atomic.write_folder(folder, fill)
 
 
