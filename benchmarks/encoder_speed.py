@@ -162,7 +162,7 @@ def measure_memory(system, B, T, mode, folder, args) -> float:
 def time_row(models, B, T, mode, args) -> dict:
     """Median (wall, CPU) seconds per step of each model in `models`, stepped alternately."""
     inputs = make_inputs(B, T, args.device)
-    steps = max(5, args.steps * 128 // max(T, 128))  # fewer steps where a step takes seconds
+    steps = max(args.min_steps, args.steps * 128 // max(T, 128))  # fewer steps where a step takes seconds
     times = {name: [] for name in models}
     for i in range(args.warmup + steps):
         for name, model in models.items():
@@ -209,7 +209,7 @@ def ratios(rows: list[dict]) -> list[dict]:
     out = []
     for (B, T, mode, s), r in by.items():
         base = {"minift": "transformers", "minift+ckpt": "minift", "transformers+ckpt": "transformers"}.get(s)
-        if base is None:
+        if base is None or (B, T, mode, base) not in by:
             continue
         o = by[(B, T, mode, base)]
         mem = None if r["peak_mib"] is None else r["peak_mib"] / o["peak_mib"]
@@ -227,7 +227,8 @@ def main():
     ap.add_argument("--grid", type=parse_grid, default=parse_grid("32x32,32x128,32x512,8x512"),
                     help="batch x tokens, comma-separated")
     ap.add_argument("--modes", type=lambda s: s.split(","), default=["train", "infer"])
-    ap.add_argument("--steps", type=int, default=10, help="timed steps at T <= 128 (fewer, at least 5, above)")
+    ap.add_argument("--steps", type=int, default=10, help="timed steps at T <= 128 (fewer above, T = 512: 1/4)")
+    ap.add_argument("--min-steps", type=int, default=5, help="but at least this many")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--device", default="cpu")
@@ -259,12 +260,21 @@ def main():
         print(f"  {r['batch']:3d} x {r['seq']:3d}  {r['mode']:5s}  {r['ratio']:30s} {r['wall']:.3f}  "
               f"{r['cpu']:.3f}  {mem}")
     if args.out:
-        record = {"argv": sys.argv[1:], "device": args.device, "device_name": name, "precision": args.precision,
-                  "threads": args.threads, "torch": torch.__version__, "matmul_peak": peak,
-                  "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": rows,
-                  "ratios": table}
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+        run = {"argv": sys.argv[1:], "device": args.device, "device_name": name, "precision": args.precision,
+               "threads": args.threads, "torch": torch.__version__, "matmul_peak": peak,
+               "load_average_before": load_before, "load_average_after": os.getloadavg()}
+        save(Path(args.out), run, rows)
+
+
+def save(path: Path, run: dict, rows: list[dict]) -> None:
+    """Merge this run's rows into the JSON file (a grid may be measured in parts); each row keeps its run."""
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    key = lambda r: (r["batch"], r["seq"], r["mode"], r["system"])  # noqa: E731
+    mine = {key(r) for r in rows}
+    merged = [r for r in old if key(r) not in mine] + [{**r, "run": run} for r in rows]
+    merged.sort(key=lambda r: (r["seq"], -r["batch"], r["mode"], r["system"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"rows": merged, "ratios": ratios(merged)}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
