@@ -227,7 +227,7 @@ class Encoder(nn.Module):
         if padding and bool(attention_mask.all()):
             mask, padding = None, False  # nothing to hide: the unmasked kernel is faster
         if padding and self.packs(x.device):  # the speed path: minift/packing.py
-            return packed_layers(self.layers, x, attention_mask, mask, self.recomputes())
+            return packed_layers(self.layers, x, attention_mask, self.recomputes())
         for layer in self.layers:
             x, _ = recompute(layer, x, mask, use_reentrant=False) if self.recomputes() else layer(x, mask)
         return x
