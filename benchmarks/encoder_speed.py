@@ -262,7 +262,9 @@ def main():
     if args.out:
         run = {"argv": sys.argv[1:], "device": args.device, "device_name": name, "precision": args.precision,
                "threads": args.threads, "torch": torch.__version__, "matmul_peak": peak,
-               "load_average_before": load_before, "load_average_after": os.getloadavg()}
+               "load_average_before": load_before, "load_average_after": os.getloadavg(),
+               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                        cwd=Path(__file__).parent).stdout.strip()}
         save(Path(args.out), run, rows)
 
 
