@@ -90,11 +90,11 @@ def speed(device: torch.device, steps: int) -> dict:
     out = {}
     for precision in ("fp32", "bf16"):
         run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "encoder_speed.py"), "--device",
-                              str(device), "--steps", str(steps), "--warmup", str(max(steps // 5, 1)),
-                              "--precision", precision],
+                              str(device), "--grid", "32x128", "--modes", "train", "--steps", str(steps),
+                              "--warmup", str(max(steps // 5, 1)), "--precision", precision],
                              cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         print(run.stdout.strip(), flush=True)
-        ratio = re.search(r"time ratio minift / transformers = ([\d.]+)", run.stdout)
+        ratio = re.search(r"32 x 128  train  minift / transformers +([\d.]+)", run.stdout)
         out[precision] = {"report": run.stdout.strip().splitlines() or run.stderr[-1000:],
                           "time_ratio": float(ratio.group(1)) if ratio else None}
     return out

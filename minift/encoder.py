@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint as recompute
 
 from minift import checkpoint
 from minift.config import ACTIVATIONS, EncoderConfig, architecture
@@ -194,6 +195,11 @@ class Encoder(nn.Module):
         # tokens' work on a CPU (MiniLM, 32 x 128, ¼ padded: 0.89x transformers' time), but on a GPU its gathers
         # cost more than they save (H200: 20.0 ms packed, 15.5 ms padded, 19.5 ms transformers).
         self.pack: bool | None = None
+        # Gradient checkpointing (Chen et al., 2016, "Training Deep Nets with Sublinear Memory Cost"): keep only
+        # each block's input in the forward pass and recompute the block's activations in the backward pass, for
+        # about a third more time and a fraction of the activation memory (long inputs: QA and documents at
+        # 384-512 tokens). torch's checkpoint replays the random state, so dropout masks and gradients are the same.
+        self.gradient_checkpointing = False
         self.apply(self._init_weights)
 
     def _init_weights(self, m):
@@ -223,11 +229,15 @@ class Encoder(nn.Module):
         padding = attention_mask is not None and attention_mask.dim() == 2
         if padding and bool(attention_mask.all()):
             mask, padding = None, False  # nothing to hide: the unmasked kernel is faster
-        if padding and self.packs(x.device):
-            return packed_layers(self.layers, x, attention_mask, mask)  # the speed path: minift/packing.py
+        if padding and self.packs(x.device):  # the speed path: minift/packing.py
+            return packed_layers(self.layers, x, attention_mask, self.recomputes())
         for layer in self.layers:
-            x, _ = layer(x, mask)
+            x, _ = recompute(layer, x, mask, use_reentrant=False) if self.recomputes() else layer(x, mask)
         return x
+
+    def recomputes(self) -> bool:
+        """Whether blocks are checkpointed now: asked for, and a backward pass may follow."""
+        return self.gradient_checkpointing and torch.is_grad_enabled()
 
     def packs(self, device: torch.device) -> bool:
         """Whether a padded batch takes the packed path: `self.pack`, or by device when None, and only with the

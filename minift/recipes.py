@@ -106,7 +106,8 @@ def record(args, train_f, valid_f, test_f) -> dict:
              "optimizer", "momentum", "nesterov", "max_length", "pooling", "freeze", "layer_decay",
              "class_weights", "oversample", "undersample", "loss", "focal_gamma", "label_smoothing", "dropout",
              "attention_dropout", "l2", "l1", "augment", "augment_p", "augment_n", "mask_tokens",
-             "tune_thresholds", "calibrate", "valid_fraction", "test_fraction", "folds", "fold", "precision", "seed"]
+             "tune_thresholds", "calibrate", "valid_fraction", "test_fraction", "folds", "fold", "precision", "seed",
+             "gradient_checkpointing"]
     unused = ({"augment_p", "augment_n"} if not args.augment else set()) | \
         ({"momentum", "nesterov"} if args.optimizer != "sgd" else set()) | \
         ({"focal_gamma"} if args.loss != "focal" else set())

@@ -157,6 +157,7 @@ def setup(args) -> Run:
     check_length(args, encoder.cfg)
     task, train_f, valid_f, test_f = prepare(args, tokenizer)
     task.record = recipes.record(args, train_f, valid_f, test_f)  # minift.json "training" and the model card
+    encoder.gradient_checkpointing = args.gradient_checkpointing
     model = task.build_model(encoder).to(device)
     if args.lora:  # A and B are new parameters: before the optimizer
         lora.apply_lora(model, args.lora, args.lora_alpha, args.lora_dropout, args.lora_targets)
@@ -229,16 +230,18 @@ def update(model, opt, scaler, micro_batches: list[dict], loss, device: torch.de
         norm = |g|; clip g to `max_grad_norm` (0: no clipping, the norm is still measured)
         lr = each group's base lr × `lr_scale` (the schedule's value); AdamW step, or skip if L or norm is not finite
     `model` may be wrapped in DDP (distributed.wrap); it then all-reduces the gradients in the last backward."""
-    loss_sum, count = 0.0, 0.0
+    # The loss sum stays on the device (float64, adding exactly as Python floats do) and is read once, in the
+    # all-reduce: reading it per micro-batch (.item()) would make the CPU wait for the GPU every time.
+    loss_sum, count = torch.zeros((), dtype=torch.float64, device=device), 0.0
     for j, batch in enumerate(micro_batches):
         rows, weight = distributed.shard(batch)  # this process's rows; weight 0 for a stand-in row
-        rows = {k: v.to(device) for k, v in rows.items()}
+        rows = to_device(rows, device)
         with distributed.sync_gradients(model, j == len(micro_batches) - 1):  # all-reduce in the last backward
             with autocast(precision, device):  # forward + loss in bf16 / fp16; the weights stay fp32
                 total, n = loss(model, rows)
             total = total.float() * weight
             scaler.scale(total).backward()
-        loss_sum, count = loss_sum + total.item(), count + n * weight
+        loss_sum, count = loss_sum + total.detach().double(), count + n * weight
     loss_sum, count, stops = distributed.all_reduce_sum(loss_sum, count, stop_requested())
     scaler.unscale_(opt)  # fp16: divide the gradients by the loss scale S before clipping
     for p in model.parameters():
@@ -264,6 +267,14 @@ def add_penalty_gradient(model, penalty) -> dict:
     for p, g in zip(params, torch.autograd.grad(sum(terms.values()), params)):
         p.grad = g if p.grad is None else p.grad.add_(g)
     return {name: float(value.detach()) for name, value in terms.items()}
+
+
+def to_device(rows: dict, device: torch.device) -> dict:
+    """A batch's tensors on the device. To a GPU they go from pinned (page-locked) memory without blocking: the
+    copy overlaps the work already queued, and CUDA still runs it before the kernels that read it."""
+    if device.type != "cuda":
+        return {k: v.to(device) for k, v in rows.items()}
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in rows.items()}
 
 
 def evaluate_and_keep_best(run: Run, state: LoopState, epoch: float, throughput: Throughput) -> bool:

@@ -83,6 +83,7 @@ def parser() -> argparse.ArgumentParser:
     add_seq2seq_flags(p)
     add_lora_flags(p)
     add_recipe_flags(p)
+    add_memory_flags(p)
     return p
 
 
@@ -98,6 +99,14 @@ def add_lora_flags(p: argparse.ArgumentParser) -> None:
                         "or all")
     g.add_argument("--save-adapter", action="store_true", help="also write the adapters and the head alone to "
                    "--out in PEFT's layout (adapter_config.json, adapter_model.safetensors), for --adapter")
+
+
+def add_memory_flags(p: argparse.ArgumentParser) -> None:
+    """Trading time for memory, for long inputs (QA, documents at 384-512 tokens)."""
+    g = p.add_argument_group("memory")
+    g.add_argument("--gradient-checkpointing", action="store_true",
+                   help="keep only each layer's input and recompute its activations in the backward pass: less "
+                        "memory for about a third more time, the same gradients")
 
 
 def add_seq2seq_flags(p: argparse.ArgumentParser) -> None:

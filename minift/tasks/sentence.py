@@ -175,12 +175,16 @@ class SentenceTask(Task):
         return losses.mse(logits.squeeze(-1), y, reduction="sum"), float(len(y))
 
     # ---- evaluation and prediction ----
-    @torch.no_grad()
     def logits(self, model, features, batch_size: int = 64, device="cpu") -> torch.Tensor:
+        """(N, C) logits, in the order of `features`. The rows run sorted by length, so that each batch pads to
+        little more than its own tokens, under inference_mode (no autograd bookkeeping), and are put back."""
         model.eval()
-        out = [model(b["input_ids"].to(device), b["attention_mask"].to(device), b["token_type_ids"].to(device))
-               for b in self.batches(features, batch_size)]
-        return torch.cat(out).float().cpu()  # (N, C)
+        order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+        with torch.inference_mode():
+            out = [model(b["input_ids"].to(device), b["attention_mask"].to(device), b["token_type_ids"].to(device))
+                   for b in self.batches([features[i] for i in order], batch_size)]
+        by_length = torch.cat(out).float().cpu()  # row j is features[order[j]]'s
+        return by_length[torch.tensor(order).argsort()]  # (N, C), back in input order
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """(N, C) probabilities: softmax(z / T) (T = 1 until --calibrate fits one), or sigmoid(z) for multilabel."""
