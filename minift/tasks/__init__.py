@@ -19,6 +19,8 @@ a new task family is one new module with a `Task` subclass, plus one line in `TA
     override(flags)              `evaluate` / `predict` flags that replace what minift.json saved
     meta() / from_meta(meta, tokenizer)   the settings minift.json keeps, so new data is read the same way
     save(model, folder)          the model folder (below): written once, here, for every task
+    recipe / recipe_of(kind)     the task family's default hyperparameters (`Recipe`): what a flag the user leaves
+                                 out means (minift/train_flags.py `resolve_defaults`)
 
 A saved model folder is a Hugging Face checkpoint that `transformers` loads (`config.json` names the class, e.g.
 `BertForSequenceClassification`; the encoder's tensors carry the family prefix `bert.`, the head's its Hugging
@@ -26,12 +28,31 @@ Face names), plus the tokenizer and `minift.json`; it is written atomically (min
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from minift import atomic
 from minift.checkpoint import MODEL_PREFIX
 from minift.config import architecture
 from minift.data import DataError, Example
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A task family's default hyperparameters: the value of each of these `python -m minift.train` flags when the
+    user does not give it. Chosen from measured runs (benchmarks/defaults.py, benchmarks/results/defaults.json).
+
+    lr_head is the rate of the newly initialised head (the classifier, the span or LM-head layers: `optim.is_head`);
+    None: the same as lr. A new, randomly initialised layer usually wants a higher rate than the pretrained encoder.
+    The base recipe is BERT's fine-tuning recipe (Devlin et al., 2019, Appendix A.3; a 10 % linear warmup)."""
+
+    lr: float = 5e-5
+    lr_head: float | None = None
+    epochs: int = 3
+    batch_size: int = 16
+    max_length: int = 128
+    warmup: float = 0.1  # a fraction of all updates if < 1, else a number of updates
+    schedule: str = "linear"
 
 
 class Task:
@@ -41,6 +62,8 @@ class Task:
     main_metric: str  # the metric that picks the best model (higher is better)
     architecture_head = "Model"  # the `transformers` class of a saved model: family stem + this
     encoding = "utf-8"
+    recipe = Recipe()  # the family's default hyperparameters
+    train_settings: dict | None = None  # the hyperparameters it was trained with, for minift.json (set by the loop)
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
@@ -53,6 +76,11 @@ class Task:
     def main_metric_of(cls, kind: str) -> str:
         """The main metric of a task of this `kind`, before (or without) building one."""
         return cls.main_metric
+
+    @classmethod
+    def recipe_of(cls, kind: str) -> Recipe:
+        """The default hyperparameters of a task of this `kind` (a family may differ per kind)."""
+        return cls.recipe
 
     def read(self, path, need_labels: bool = True, training: bool = False) -> list:
         raise NotImplementedError
@@ -112,7 +140,8 @@ class Task:
             config = {"architectures": [architecture(family, self.architecture_head)], **self.hf_config()}
             model.encoder.save_pretrained(tmp, model.head.hf_tensors(family), config, prefix=MODEL_PREFIX[family])
             self.tokenizer.save(tmp)
-            atomic.write_json(tmp / "minift.json", self.meta())
+            settings = {"train_settings": self.train_settings} if self.train_settings else {}
+            atomic.write_json(tmp / "minift.json", {**self.meta(), **settings})
         atomic.write_folder(folder, fill)
 
 
