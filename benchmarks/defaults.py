@@ -41,9 +41,10 @@ CONFIGS = {
     "lr1e-4-b32": ["--lr", "1e-4", "--batch-size", "32"],
     "lr2e-4-b32": ["--lr", "2e-4", "--batch-size", "32"],
     "lr5e-5-b16": ["--lr", "5e-5", "--batch-size", "16"],
+    "one-recipe": ["--lr", "5e-5", "--lr-head", "5e-5", "--epochs", "3", "--batch-size", "16"],  # before issue 19
 }
 DEFAULT_CONFIGS = {"trec": "recipe,lr1e-4-b32,lr2e-4-b32", "sst2": "recipe,lr1e-4-b32,lr2e-4-b32",
-                   "stsb": "recipe,lr5e-5-b16,lr1e-4-b32", "goemotions": "recipe,lr1e-4-b32"}
+                   "stsb": "recipe,lr5e-5-b16,lr1e-4-b32", "goemotions": "recipe,one-recipe"}
 SEED = 42
 
 
