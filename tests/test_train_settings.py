@@ -12,7 +12,7 @@ from minift.tasks.qa import QAModel
 from minift.tasks.sentence import SentenceModel
 from minift.tasks.tagging import TaggerModel
 from minift.unilm import Seq2SeqLM
-from tests.test_train_cli import WORDS, files  # noqa: F401  (the module's tiny model and datasets)
+from tests.test_train_cli import files  # noqa: F401  (its tiny model and datasets)
 
 RECIPE_FIELDS = [f.name for f in fields(Recipe)]
 
