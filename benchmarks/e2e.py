@@ -13,6 +13,8 @@ the UniLM mask (`--task seq2seq`, minift/tasks/seq2seq.py) through minift's CLI 
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/e2e.py \
         --device cuda --precision bf16 --epochs 3 --lr 2e-4 --batch-size 64
 
+`--defaults` trains with no hyperparameter flags at all (the seq2seq task's recipe, minift/tasks/seq2seq.py), as a
+newcomer would: `--rows 3000 --defaults --device cpu` is issue 19's check (BLEU >= 40 on the dev MRs).
 CPU smoke run (a couple of minutes): `--rows 64 --dev-rows 8 --epochs 1 --device cpu`. Options: `--threads`,
 `--max-target-length 64`, `--length-penalty 1.0`, `--decode-batch 128`, `--keep DIR` (keep the trained model),
 `--model` and `--data` (a checkpoint folder and a folder with the two CSVs, where ../shared is not beside the
@@ -93,6 +95,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, help="train on a seeded random subset of this many rows (default: all)")
     p.add_argument("--dev-rows", type=int, help="score only the first N MRs of devset.csv (default: all 547)")
+    p.add_argument("--defaults", action="store_true", help="no --epochs, --lr, --batch-size, --max-length flags: "
+                                                          "the task's recipe")
+    p.add_argument("--greedy-only", action="store_true", help="decode the dev MRs greedily only (no beam search)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--batch-size", type=int, default=64)
@@ -119,10 +124,11 @@ def main(argv=None) -> None:
         dev = dict(list(dev.items())[:a.dev_rows])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(a.keep or Path(tmp) / "run")
+        hyper = [] if a.defaults else ["--epochs", str(a.epochs), "--lr", str(a.lr), "--batch-size",
+                                       str(a.batch_size), "--max-length", "96"]
         argv = ["--task", "seq2seq", "--train", write_rows(Path(tmp) / "train.csv", rows), "--source-col", "mr",
                 "--target-col", "ref", "--valid-fraction", "0.02", "--max-eval-sources", "100", "--model", a.model,
-                "--out", str(out), "--epochs", str(a.epochs), "--lr", str(a.lr), "--batch-size", str(a.batch_size),
-                "--max-length", "96", "--max-target-length", str(a.max_target_length), "--length-penalty",
+                "--out", str(out), *hyper, "--max-target-length", str(a.max_target_length), "--length-penalty",
                 str(a.length_penalty), "--precision", a.precision, "--seed", "42", "--quiet",
                 *(["--device", a.device] if a.device else [])]
         start = time.time()
@@ -130,14 +136,18 @@ def main(argv=None) -> None:
         train_s = round(time.time() - start, 1)
         device = cli.pick_device(a.device)
         task, model = cli.load_trained(out, device)
-        runs = {name: decode(task, model, device, a, dev, beams) for name, beams in (("greedy", 1), ("beam4", 4))}
+        used = json.loads((out / "minift.json").read_text(encoding="utf-8")).get("train_settings", {})
+        if a.defaults:
+            a.epochs, a.lr, a.batch_size = used["epochs"], used["lr"], used["batch_size"]
+        searches = (("greedy", 1),) if a.greedy_only else (("greedy", 1), ("beam4", 4))
+        runs = {name: decode(task, model, device, a, dev, beams) for name, beams in searches}
     name = "cuda" if device.type == "cuda" else "cpu"
     row = {"argv": argv, "rows": len(rows), "dev_mrs": len(dev), "dev_references": sum(map(len, dev.values())),
            "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size, "precision": a.precision,
            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
-           "train_s": train_s, "valid": results["valid"], **runs,
+           "train_s": train_s, "train_settings": used, "valid": results["valid"], **runs,
            "target_met": runs["greedy"]["scores"]["bleu"] >= TARGET_BLEU}
-    merge(Path(a.out), f"{name}-rows{len(rows)}-dev{len(dev)}", row)
+    merge(Path(a.out), f"{name}-rows{len(rows)}-dev{len(dev)}" + ("-defaults" if a.defaults else ""), row)
     print(f"E2E: trained on {len(rows)} rows, {a.epochs} epochs, lr {a.lr}, batch {a.batch_size}, {a.precision} on "
           f"{row['device']}: {train_s} s; dev: {len(dev)} MRs, {row['dev_references']} references")
     print(f"{'decoding':8} {'BLEU':>6} {'R-1':>6} {'R-2':>6} {'R-L':>6} {'R-Lsum':>6} {'BLEU-lc':>7} {'seconds':>8}")

@@ -99,6 +99,7 @@ def load_trained(folder: str | Path, device: torch.device, adapter: str | Path |
     task = TASKS[meta["task"]].from_meta(meta, Tokenizer.from_pretrained(folder))
     task.record = meta.get("training")  # what minift.train recorded of the run (the model card's facts)
     task.lora_settings = meta.get("lora")  # a LoRA run's settings, kept when the loop rewrites minift.json
+    task.train_settings = meta.get("train_settings")  # every effective hyperparameter of the run
     model = task.build_model(Encoder.from_pretrained(folder))
     if adapter is not None:
         if not task.peft_task_type:

@@ -10,6 +10,8 @@ References:
 - No weight decay on biases and LayerNorm weights: Devlin et al., "BERT", 2019 (the original code).
 - Layer-wise learning-rate decay: Clark et al., "ELECTRA", ICLR 2020, appendix A;
   Sun et al., "How to Fine-Tune BERT for Text Classification?", 2019, section 5.4.2.
+- A separate rate for the new head (`lr_head`): the discriminative fine-tuning of Howard & Ruder, "ULMFiT", ACL
+  2018, section 3.2: a freshly initialised layer has further to go than the pretrained ones below it.
 - Warmup then linear (or cosine) decay: the schedules of `transformers.optimization`
   (`get_linear_schedule_with_warmup`, `get_cosine_schedule_with_warmup`); cosine from
   Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017.
@@ -240,13 +242,25 @@ def decayed_params(model):
     return [p for p in model.parameters() if p.requires_grad and decays(p)]
 
 
-def param_groups(model, lr, weight_decay, layer_decay=None):
+HEAD = "head."  # every task model (minift/tasks) keeps its new layers in `model.head`, beside `model.encoder`
+
+
+def is_head(name):
+    """Whether a parameter belongs to the task head, the layers added on top of the pretrained encoder (and so
+    newly initialised, unless the checkpoint carried a saved head): its name starts with `head.`. The LM head's
+    decoder is the encoder's word embeddings (tied), named `encoder.embeddings.*`, so it is not a head parameter."""
+    return name.startswith(HEAD)
+
+
+def param_groups(model, lr, weight_decay, layer_decay=None, lr_head=None):
     """Split the trainable parameters of `model` into optimizer groups.
 
     - Weight decay: `weight_decay` for the parameters that `decays`, 0 for the rest.
     - Layer-wise learning-rate decay: with `layer_decay` = d, a parameter at depth k (see
       `layer_depth`) of an L-layer encoder gets lr * d^(L + 1 - k), so the head learns at `lr` and
       each layer below it at d times the rate of the layer above. Without it every group gets `lr`.
+    - A head rate: with `lr_head`, the head's parameters (`is_head`) get `lr_head` instead, whatever the layer
+      decay; None: the head is treated like the rest.
     - Parameters with requires_grad False (frozen) are left out.
 
     Each group is a dict {"params", "param_names", "lr", "initial_lr", "weight_decay"}; `initial_lr`
@@ -254,12 +268,17 @@ def param_groups(model, lr, weight_decay, layer_decay=None):
     """
     depth_count = num_layers([n for n, _ in model.named_parameters()])  # frozen layers count too
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = {}  # (depth, decay) -> group, in the order the parameters first appear
+    groups = {}  # (depth, decay) -> group, in the order the parameters first appear; depth "head": lr_head's
     for name, p in named:
         depth = layer_depth(name, depth_count) if layer_decay is not None else 0
+        if lr_head is not None and is_head(name):
+            depth = "head"
         decay = decays(p)
         if (depth, decay) not in groups:
-            group_lr = lr * layer_decay ** (depth_count + 1 - depth) if layer_decay is not None else lr
+            if depth == "head":
+                group_lr = lr_head
+            else:
+                group_lr = lr * layer_decay ** (depth_count + 1 - depth) if layer_decay is not None else lr
             groups[depth, decay] = {
                 "params": [], "param_names": [], "lr": group_lr, "initial_lr": group_lr,
                 "weight_decay": weight_decay if decay else 0.0,

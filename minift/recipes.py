@@ -22,8 +22,8 @@ from minift.tasks import TASKS
 
 def make_optimizer(args, model) -> torch.optim.Optimizer:
     """--optimizer: AdamW (decoupled decay), Adam (coupled L2 decay) or SGD (--momentum, --nesterov), over
-    `optim.param_groups` (no decay for biases and LayerNorm; --layer-decay)."""
-    groups = optim.param_groups(model, args.lr, args.weight_decay, args.layer_decay)
+    `optim.param_groups` (no decay for biases and LayerNorm; --layer-decay; the new head at --lr-head)."""
+    groups = optim.param_groups(model, args.lr, args.weight_decay, args.layer_decay, args.lr_head)
     extra = {"momentum": args.momentum, "nesterov": args.nesterov} if args.optimizer == "sgd" else {}
     return optim.OPTIMIZERS[args.optimizer](groups, lr=args.lr, **extra)
 

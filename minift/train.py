@@ -46,7 +46,7 @@ from minift.encoder import Encoder
 from minift.precision import autocast
 from minift.tasks import TASKS, Task
 from minift.tokenizer import Tokenizer
-from minift.train_flags import check_args, parser
+from minift.train_flags import check_args, parser, settings, settings_line
 
 
 @dataclass
@@ -171,11 +171,13 @@ def setup(args) -> Run:
     if args.gradual_unfreeze:
         freeze.gradual_unfreeze(model, 0, args.freeze)
     main = distributed.is_main()
-    if main:
-        print(freeze.describe(model), file=sys.stderr)
     steps_per_epoch = math.ceil(math.ceil(len(train_f) / args.batch_size) / args.accumulate)
     total = args.max_steps or args.epochs * steps_per_epoch
     warmup = int(args.warmup * total) if args.warmup < 1 else int(args.warmup)
+    task.train_settings = {**settings(args), "total_steps": total, "warmup_steps": warmup}  # for minift.json
+    if main:
+        print(settings_line(args), file=sys.stderr)
+        print(freeze.describe(model), file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     return Run(args, task, model, opt, precision.grad_scaler(args.precision, device), device, train_f, valid_f,

@@ -6,19 +6,43 @@ A check that fails raises `cli.UsageError`, which the command turns into one mes
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict, fields
 from importlib import resources
 
 from minift import cli, lora, optim
-from minift.tasks import TASKS
+from minift.tasks import TASKS, Recipe
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BUNDLED = resources.files("minift") / "bundled" / "sentiment.csv"
 DESCRIPTION = "fine-tune a pretrained encoder on a labelled file, evaluate it, save the best model"
+RECIPE = "default: the task's recipe"  # the help of each flag that is a field of `Recipe` (its argparse default: None)
+# Every hyperparameter the loop uses, in the order the settings line and minift.json's "train_settings" list them:
+# the task's recipe first, then the other flags that change what is learnt.
+HYPERPARAMETERS = (*(f.name for f in fields(Recipe)), "weight_decay", "max_grad_norm", "layer_decay", "accumulate",
+                   "max_steps", "freeze", "gradual_unfreeze", "precision", "seed")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show each flag's default, except None (a flag without a value, or one the task's recipe fills in); print the
+    epilog's table of recipes as it is written."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def recipes_table() -> str:
+    """The recipe of every task, one row each: the --help epilog (the README's table says the same)."""
+    names = [f.name for f in fields(Recipe)]
+    rows = [["--task", *(f"--{n.replace('_', '-')}" for n in names)]]
+    rows += [[kind, *(str(v) for v in asdict(TASKS[kind].recipe_of(kind)).values())] for kind in sorted(TASKS)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    table = "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "the task's recipe (the defaults of the flags that say so; lr-head None: --lr):\n" + table
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m minift.train", description=DESCRIPTION,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m minift.train", description=DESCRIPTION, epilog=recipes_table(),
+                                formatter_class=HelpFormatter)
     p.add_argument("--task", choices=sorted(TASKS), default="classification")
     p.add_argument("--train", default=str(BUNDLED),
                    help="training file: .csv, .tsv or .jsonl; CoNLL (token TAB tag) for ner; SQuAD JSON for qa")
@@ -40,18 +64,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-header", action="store_true", help="the file has no header row: columns by index")
     p.add_argument("--encoding", default="utf-8")
     p.add_argument("--pooling", choices=["pooler", "cls", "mean"], default="pooler")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, help=RECIPE)
     p.add_argument("--max-steps", type=int, help="stop after this many updates (overrides --epochs)")
-    p.add_argument("--batch-size", type=int, default=16,
-                   help="examples per micro-batch, over all processes under torchrun")
+    p.add_argument("--batch-size", type=int,
+                   help=f"examples per micro-batch, over all processes under torchrun ({RECIPE})")
     p.add_argument("--accumulate", type=int, default=1, help="micro-batches per update")
-    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--lr", type=float, help=f"peak learning rate ({RECIPE})")
+    p.add_argument("--lr-head", type=float, help="peak learning rate of the task head, the layers new on top of "
+                                                 "the encoder: classifier, span layer, LM-head transform "
+                                                 f"({RECIPE}; None there: --lr)")
     p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--warmup", type=float, default=0.1, help="warmup steps, or a fraction of all steps if < 1")
-    p.add_argument("--schedule", choices=sorted(optim.SCHEDULES), default="linear")
+    p.add_argument("--warmup", type=float, help=f"warmup steps, or a fraction of all steps if < 1 ({RECIPE})")
+    p.add_argument("--schedule", choices=sorted(optim.SCHEDULES), help=f"learning-rate schedule ({RECIPE})")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="clip the gradient norm (0: no clipping)")
-    p.add_argument("--max-length", type=int, help="tokens per input (default: 384 for qa, else 128, or fewer if the "
-                                                  "model has fewer positions)")
+    p.add_argument("--max-length", type=int, help=f"tokens per input ({RECIPE}, or fewer if the model has fewer "
+                                                  "positions)")
     p.add_argument("--doc-stride", type=int, help="tokens repeated between the windows of a long input (qa, ner; "
                                                   "default: 128 for qa, max-length // 4 for ner)")
     p.add_argument("--label-all-subtokens", action="store_true",
@@ -206,10 +233,40 @@ def check_recipe_args(args) -> None:
                              "leave no rows to train on")
 
 
+def resolve_defaults(args) -> dict:
+    """Fill each recipe flag the user left out (None) from the task's recipe, in place; the one place the loop's
+    defaults come from. Returns {hyperparameter: "flag" or "recipe"}, and sets `args.settings_source` to it."""
+    recipe = asdict(TASKS[args.task].recipe_of(args.task))
+    source = {}
+    for name, value in recipe.items():
+        source[name] = "flag" if getattr(args, name) is not None else "recipe"
+        if source[name] == "recipe":
+            setattr(args, name, value)
+    args.settings_source = source
+    args.max_length_is_default = source["max_length"] == "recipe"  # may be lowered to fit (train.check_length)
+    return source
+
+
+def settings(args) -> dict:
+    """Every effective hyperparameter of the run (after `resolve_defaults`): minift.json's "train_settings"."""
+    return {name: getattr(args, name, None) for name in HYPERPARAMETERS}
+
+
+def settings_line(args) -> str:
+    """The line a run prints at its start: each hyperparameter with where it came from, the task's recipe, a flag
+    the user gave, or the flag's fixed default (a flag given with its default value reads as the default)."""
+    source, defaults = getattr(args, "settings_source", {}), parser()
+    parts = {"recipe": [], "flag": [], "default": []}
+    for name, value in settings(args).items():
+        where = source.get(name) or ("default" if value == defaults.get_default(name) else "flag")
+        parts[where].append(f"{name}={value}")
+    return (f"settings: from the {args.task} recipe: {' '.join(parts['recipe']) or '-'} | from flags: "
+            f"{' '.join(parts['flag']) or '-'} | defaults: {' '.join(parts['default']) or '-'}")
+
+
 def check_args(args) -> None:
-    args.max_length_is_default = args.max_length is None  # a default may be lowered to fit (train.check_length)
-    if args.max_length is None:
-        args.max_length = 384 if args.task == "qa" else 128
+    if getattr(args, "settings_source", None) is None:
+        resolve_defaults(args)
     if args.max_steps is not None and args.max_steps < 1:
         raise cli.UsageError(f"--max-steps {args.max_steps}: must be at least 1")
     if args.epochs < (0 if args.max_steps else 1):  # --max-steps overrides --epochs: then 0 is fine
@@ -230,6 +287,8 @@ def check_args(args) -> None:
                              "held out for validation (e.g. 0.2), or give --valid FILE")
     if not args.warmup >= 0:
         raise cli.UsageError(f"--warmup {args.warmup}: must be at least 0 (steps, or a fraction of them if below 1)")
+    if args.lr_head is not None and not 0 < args.lr_head < float("inf"):
+        raise cli.UsageError(f"--lr-head {args.lr_head}: must be above 0 (a new head often takes 10-50x --lr)")
     if args.layer_decay is not None and not 0 < args.layer_decay <= 1:
         raise cli.UsageError(f"--layer-decay {args.layer_decay}: must be in (0, 1]")
     check_recipe_args(args)

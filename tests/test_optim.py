@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from minift.optim import (
-    SCHEDULES, AdamW, constant, cosine, exponential, layer_depth, linear, num_layers, param_groups, set_lr,
+    SCHEDULES, AdamW, constant, cosine, exponential, is_head, layer_depth, linear, num_layers, param_groups, set_lr,
 )
 
 TOL = {torch.float64: dict(rtol=1e-12, atol=1e-12), torch.float32: dict(rtol=1e-6, atol=1e-6)}
@@ -226,6 +226,32 @@ def test_layer_decay_counts_frozen_layers():
     lr_of = {n: g["lr"] for g in param_groups(model, 1.0, 0.0, layer_decay=0.5) for n in g["param_names"]}
     assert lr_of["encoder.layers.1.attn.weight"] == 0.5**2 and lr_of["head.out.bias"] == 1.0
     assert not any(".layers.2." in n for n in lr_of)
+
+
+@settings(max_examples=40, deadline=None)
+@given(layers=st.integers(1, 6), decay=st.one_of(st.none(), st.floats(0.5, 1.0)), lr=st.floats(1e-6, 1e-2),
+       lr_head=st.floats(1e-6, 1e-1), factor=st.floats(0.0, 1.0))
+def test_lr_head_changes_only_the_heads_rate_and_set_lr_keeps_every_ratio(layers, decay, lr, lr_head, factor):
+    model = Classifier(layers)
+    model.encoder.layers[0].requires_grad_(False)
+    plain = {n: g for g in param_groups(model, lr, 0.01, decay) for n in g["param_names"]}
+    groups = param_groups(model, lr, 0.01, decay, lr_head=lr_head)
+    got = {n: g for g in groups for n in g["param_names"]}
+    assert sorted(got) == sorted(plain)  # the same parameters, frozen ones still left out
+    for name, g in got.items():
+        assert g["lr"] == g["initial_lr"] == (lr_head if name.startswith("head.") else plain[name]["lr"])
+        assert g["weight_decay"] == plain[name]["weight_decay"]  # the no-decay split holds in the head too
+    assert {got["head.out.weight"]["weight_decay"], got["head.out.bias"]["weight_decay"]} == {0.01, 0.0}
+    assert not any(n.startswith("head.") for g in groups if g["lr"] != lr_head for n in g["param_names"])
+    opt = AdamW(groups, lr=lr)
+    set_lr(opt, factor)  # the schedule scales each group by its own base rate
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([factor * g["initial_lr"] for g in groups])
+
+
+def test_is_head_is_the_head_prefix_only():
+    assert is_head("head.out.weight") and is_head("head.transform.bias")
+    assert not is_head("encoder.layers.0.attn.weight") and not is_head("encoder.embeddings.word.weight")
+    assert not is_head("lm_head.bias") and not is_head("encoder.head.weight")
 
 
 def test_param_groups_drive_both_adamw_and_keep_names_in_state_dict():

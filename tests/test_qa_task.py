@@ -196,6 +196,8 @@ def test_train_evaluate_predict(trained, tiny, capsys):
             "results.json"} <= {p.name for p in out.iterdir()}
     assert set(results["valid"]) == {"exact_match", "f1"}
     meta = json.loads((out / "minift.json").read_text())
+    assert meta.pop("train_settings")["max_steps"] == 2  # the run's, beside the task's own settings
+    assert meta.pop("training")["data"]["train_rows"] == 20  # what the run was trained on (the model card)
     assert meta == {"task": "qa", "max_length": 24, "doc_stride": 6, "max_answer_length": 30, "n_best": 20,
                     "encoding": "utf-8"}
     assert QATask.from_meta(meta, tiny["tok"]).meta() == meta

@@ -235,6 +235,8 @@ def test_train_writes_a_token_classification_model(trained, tiny, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["BertForTokenClassification"] and config["id2label"]["1"] == "B-PER"
     task = TaggingTask.from_meta(meta, tiny["tok"])
+    assert meta.pop("train_settings")["lr"] == 1e-3  # the run's, beside the task's own settings
+    assert meta.pop("training")["data"]["train_rows"] == 58  # what the run was trained on (the model card)
     assert task.meta() == meta
     evaluate.main(["--model", str(out), "--data", tiny["valid"]])
     scores = json.loads(capsys.readouterr().out)

@@ -227,7 +227,7 @@ def test_tuned_thresholds_are_saved_and_used_by_evaluate_and_predict(files, tmp_
 # ---- 4. optimizers ---------------------------------------------------------------------------------------------
 def test_optimizer_flag_builds_each_optimizer_with_its_settings(files, tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(3, 2))
-    base = dict(lr=0.1, weight_decay=0.01, layer_decay=None, momentum=0.9, nesterov=True)
+    base = dict(lr=0.1, weight_decay=0.01, layer_decay=None, lr_head=None, momentum=0.9, nesterov=True)
     sgd = recipes.make_optimizer(SimpleNamespace(optimizer="sgd", **base), model)
     assert isinstance(sgd, optim.SGD) and sgd.param_groups[0]["nesterov"] and sgd.param_groups[0]["momentum"] == 0.9
     assert {g["weight_decay"] for g in sgd.param_groups} == {0.01, 0.0}  # bias undecayed

@@ -49,6 +49,9 @@ def accuracy() -> float:
 print(f"validation accuracy before fine-tuning: {accuracy():.3f} (the head is random)")
 
 # 3. AdamW with a small learning rate; no weight decay on biases and LayerNorm; linear warmup then decay.
+#    The head is new and the encoder is not: `param_groups(..., lr_head=1e-3)` (`--lr-head` of minift.train) gives
+#    the `head.*` parameters their own, higher rate; set_lr scales every group by its own base, so the ratio holds.
+#    `python -m minift.train` takes both rates, and the rest, from the task's recipe unless flags say otherwise.
 opt = optim.AdamW(optim.param_groups(model, lr=1e-4, weight_decay=0.01), lr=1e-4)
 step, warmup = 0, max(1, args.steps // 10)
 model.train()

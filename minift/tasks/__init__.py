@@ -24,6 +24,8 @@ a new task family is one new module with a `Task` subclass, plus one line in `TA
     write_meta(folder)           minift.json and README.md alone (the loop adds the scores when training ends)
     peft_task_type, adapter_heads     PEFT's task type and the head's module -> Hugging Face name, for the adapter
                                  folder of a LoRA model (minift/lora.py); None / {} where PEFT has no layout
+    recipe / recipe_of(kind)     the task family's default hyperparameters (`Recipe`): what a flag the user leaves
+                                 out means (minift/train_flags.py `resolve_defaults`)
 
 A saved model folder is a Hugging Face checkpoint that `transformers` loads (`config.json` names the class, e.g.
 `BertForSequenceClassification`; the encoder's tensors carry the family prefix `bert.`, the head's its Hugging
@@ -36,6 +38,7 @@ Not beside the model: `transformers` would load an adapter it finds there on top
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 from minift import atomic, card, lora
@@ -44,6 +47,24 @@ from minift.config import architecture
 from minift.data import DataError, Example
 
 ADAPTER_FOLDER = "adapter"  # OUT/adapter: a LoRA run's adapters in PEFT's layout (--save-adapter)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A task family's default hyperparameters: the value of each of these `python -m minift.train` flags when the
+    user does not give it. Chosen from measured runs (benchmarks/defaults.py, benchmarks/results/defaults.json).
+
+    lr_head is the rate of the newly initialised head (the classifier, the span or LM-head layers: `optim.is_head`);
+    None: the same as lr. A new, randomly initialised layer usually wants a higher rate than the pretrained encoder.
+    The base recipe is BERT's fine-tuning recipe (Devlin et al., 2019, Appendix A.3; a 10 % linear warmup)."""
+
+    lr: float = 5e-5
+    lr_head: float | None = None
+    epochs: int = 3
+    batch_size: int = 16
+    max_length: int = 128
+    warmup: float = 0.1  # a fraction of all updates if < 1, else a number of updates
+    schedule: str = "linear"
 
 
 class Task:
@@ -57,6 +78,8 @@ class Task:
     adapter_heads: dict[str, str] = {}  # head module -> Hugging Face name, saved whole beside the adapters
     record: dict | None = None  # the run that trained it: base model, data, flags, scores (minift.json "training")
     lora_settings: dict | None = None  # a LoRA model's r, alpha, dropout, targets, base (minift.json "lora")
+    recipe = Recipe()  # the family's default hyperparameters
+    train_settings: dict | None = None  # the hyperparameters it was trained with, for minift.json (set by the loop)
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
@@ -69,6 +92,11 @@ class Task:
     def main_metric_of(cls, kind: str) -> str:
         """The main metric of a task of this `kind`, before (or without) building one."""
         return cls.main_metric
+
+    @classmethod
+    def recipe_of(cls, kind: str) -> Recipe:
+        """The default hyperparameters of a task of this `kind` (a family may differ per kind)."""
+        return cls.recipe
 
     def read(self, path, need_labels: bool = True, training: bool = False) -> list:
         raise NotImplementedError
@@ -146,6 +174,7 @@ class Task:
         """minift.json (`meta()`, and the run's `record` as "training") and the model card README.md rendered
         from it, each file written atomically."""
         meta = {**self.meta(), **({"lora": self.lora_settings} if self.lora_settings else {}),
+                **({"train_settings": self.train_settings} if self.train_settings else {}),
                 **({"training": self.record} if self.record else {})}
         text = card.render(meta, self.architecture_head)
         for where in (Path(folder), Path(folder) / ADAPTER_FOLDER):  # the adapter folder (LoRA), if any, too
