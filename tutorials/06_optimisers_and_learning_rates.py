@@ -24,7 +24,6 @@ about where it started; at 1e-2 it has collapsed to predicting one class. The cu
 schedules: 06_schedules.png.
 """
 import copy
-import math
 import random
 from importlib import resources
 
@@ -109,7 +108,7 @@ assert all(abs(float(w[0] - w[1])) < 1e-6 for w in runs["Adam lr 0.1"])  # equal
 #    a gentle start protects them); then linear decay to 0 at the last step T, half a cosine (slow, fast, slow),
 #    or exponential decay gamma^(s - W), which never reaches 0. They are pure functions of the step; the loop
 #    calls optim.set_lr(opt, multiplier) before each update. Checked against the schedules of `transformers`.
-from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup  # noqa: E402 (oracle)
+from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup  # the oracle
 
 T, W = 100, 10
 table = {name: [fn(s, T, W) for s in range(T + 1)] for name, fn in optim.SCHEDULES.items()}

@@ -14,7 +14,6 @@ the window where it has the most context.
 Read beside it: minift/tasks/tagging.py (TaggingTask: featurize, _align, decode, loss, evaluate),
 minift/metrics/tagging.py (get_entities, entity_scores, tag_accuracy), minift/tokenizer.py (is_split_into_words).
 """
-import copy
 from importlib import resources
 
 import torch
@@ -22,7 +21,7 @@ import torch
 from course import MODEL, arguments
 from minift import Encoder, Tokenizer, optim
 from minift.metrics.tagging import entity_scores, get_entities, tag_accuracy
-from minift.tasks.tagging import Sentence, TaggingTask
+from minift.tasks.tagging import TaggingTask
 
 arguments(__doc__).parse_args()
 torch.manual_seed(0)
@@ -74,7 +73,7 @@ assert abs(entity_scores(gold, cut_short)["recall"] - (n_entities - multi) / n_e
 print(f"  ({multi} of the {n_entities} entities span more than one word)")
 
 #    minift's entity scores follow seqeval's default mode; check against it.
-from seqeval.metrics import f1_score  # noqa: E402 (the oracle, a test-only extra)
+from seqeval.metrics import f1_score
 
 assert abs(entity_scores(gold, cut_short)["f1"] - f1_score(gold, cut_short)) < 1e-12
 
