@@ -18,8 +18,8 @@ from importlib import resources
 
 import torch
 
-from course import MODEL, arguments
-from minift import Encoder, Tokenizer, optim
+from course import MODEL, arguments, train_task
+from minift import Encoder, Tokenizer
 from minift.metrics.tagging import entity_scores, get_entities, tag_accuracy
 from minift.tasks.tagging import TaggingTask
 
@@ -73,7 +73,7 @@ assert abs(entity_scores(gold, cut_short)["recall"] - (n_entities - multi) / n_e
 print(f"  ({multi} of the {n_entities} entities span more than one word)")
 
 #    minift's entity scores follow seqeval's default mode; check against it.
-from seqeval.metrics import f1_score
+from seqeval.metrics import f1_score  # the oracle, a test-only extra
 
 assert abs(entity_scores(gold, cut_short)["f1"] - f1_score(gold, cut_short)) < 1e-12
 
@@ -83,21 +83,8 @@ train, valid = sentences[:120], sentences[120:]
 train_f, valid_f = task.featurize(train), task.featurize(valid)
 model = task.build_model(Encoder.from_pretrained(MODEL))
 before = task.evaluate(model, valid_f)
-opt = optim.AdamW(optim.param_groups(model, lr=3e-4, weight_decay=0.01))
-steps, step, epoch = 24, 0, 0
-model.train()
-while step < steps:
-    for batch in task.batches(train_f, 16, seed=0, epoch=epoch, shuffle=True):
-        optim.set_lr(opt, optim.linear(step, steps, 2))
-        total, count = task.loss(model, batch)
-        (total / count).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad()
-        step += 1
-        if step == steps:
-            break
-    epoch += 1
+steps = 24
+train_task(task, model, train_f, steps, lr=3e-4)  # the loop of minift.train, in course.py
 after = task.evaluate(model, valid_f)
 pred = task.predict_tags(model, valid)
 print(f"validation ({len(valid)} sentences) entity F1 before {before['f1']:.3f}, after {steps} steps "

@@ -17,8 +17,8 @@ from importlib import resources
 
 import torch
 
-from course import MODEL, arguments
-from minift import Encoder, Tokenizer, optim
+from course import MODEL, arguments, train_task
+from minift import Encoder, Tokenizer
 from minift.freeze import apply_freeze
 from minift.metrics.qa import exact_match, normalize_answer, squad_scores, token_f1
 from minift.tasks.qa import QATask, best_answer
@@ -85,21 +85,8 @@ valid = [q for q in questions if q.context in held]
 train_f, valid_f = task.featurize(train), task.featurize(valid)
 model = apply_freeze(task.build_model(Encoder.from_pretrained(MODEL)), "embeddings")
 before = task.evaluate(model, valid_f)
-opt = optim.AdamW(optim.param_groups(model, lr=3e-4, weight_decay=0.01))
-steps, step, epoch = 30, 0, 0
-model.train()
-while step < steps:
-    for batch in task.batches(train_f, 16, seed=0, epoch=epoch, shuffle=True):
-        optim.set_lr(opt, optim.linear(step, steps, 3))
-        total, count = task.loss(model, batch)
-        (total / count).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad()
-        step += 1
-        if step == steps:
-            break
-    epoch += 1
+steps = 30
+train_task(task, model, train_f, steps, lr=3e-4)  # the loop of minift.train, in course.py
 after = task.evaluate(model, valid_f)
 answers = task.answers(model, valid_f)
 print(f"{len(train)} training / {len(valid)} held-out questions; EM / F1 before {before['exact_match']:.1f} / "

@@ -18,8 +18,8 @@ from importlib import resources
 
 import torch
 
-from course import MODEL, arguments
-from minift import Encoder, Tokenizer, optim
+from course import MODEL, arguments, train_task
+from minift import Encoder, Tokenizer
 from minift.generate import beam_search, greedy
 from minift.tasks.seq2seq import Seq2SeqTask
 from minift.unilm import seq2seq_mask
@@ -60,25 +60,10 @@ assert f["labels"][-1] == tokenizer.sep_id and f["token_type_ids"][first_target]
 train, valid = rows[:-12], rows[-12:]
 train_f, valid_f = task.featurize(train), task.featurize(valid)
 model = task.build_model(Encoder.from_pretrained(MODEL))
-opt = optim.AdamW(optim.param_groups(model, lr=3e-4, weight_decay=0.01))
-steps, step, epoch, first_loss = 12, 0, 0, None
-model.train()
-while step < steps:
-    for batch in task.batches(train_f, 8, seed=0, epoch=epoch, shuffle=True):
-        optim.set_lr(opt, optim.linear(step, steps, 3))
-        total, count = task.loss(model, batch)
-        loss = total / count
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad()
-        first_loss = first_loss or loss.item()
-        step += 1
-        if step == steps:
-            break
-    epoch += 1
-print(f"teacher-forced loss {first_loss:.2f} -> {loss.item():.2f} in {steps} steps")
-assert loss.item() < first_loss / 2
+steps = 12
+step_losses = train_task(task, model, train_f, steps, lr=3e-4, batch_size=8, warmup=3)  # minift.train's loop
+print(f"teacher-forced loss {step_losses[0]:.2f} -> {step_losses[-1]:.2f} in {steps} steps")
+assert step_losses[-1] < step_losses[0] / 2
 
 # 4. Decoding. Greedy takes the likeliest next token each step; beam search keeps the 4 best prefixes by total
 #    log-probability. Both run the source once and keep its keys and values (the cache): the mask makes the source
