@@ -81,4 +81,4 @@ assert final > 0.75, "fine-tuning should beat chance by far on these sentences"
 # 2. Which parameters does param_groups exempt from weight decay? List them and check each is a bias or a LayerNorm
 #    weight (decaying those towards 0 would fight the normalisation rather than regularise).
 # 3. Tabulate the learning-rate multiplier optim.linear(step, 30, 3) over the 30 steps. At which step does it
-#    peak, and what is it at the first update? (Lesson 6 of the course plan plots the schedules.)
+#    peak, and what is it at the first update? (Lesson 6 plots the schedules.)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from minift import optim
+
 ROOT = Path(__file__).resolve().parent.parent  # the project root
 RESULTS = ROOT / "tutorials" / "results"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -51,3 +53,28 @@ def load(name: str) -> dict | None:
     """The committed result of a lesson's --full run, or None if there is none."""
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def train_task(task, model, features, steps: int, lr: float, batch_size: int = 16, warmup: int | None = None) -> list:
+    """`steps` updates of `model` on a task's training features, as `python -m minift.train` makes them for any
+    task (lesson 5 writes the loop out): AdamW (no decay on biases and norms), linear warmup (10 % of the steps
+    unless `warmup` says) and decay, gradients clipped at norm 1, shuffled epochs of task.batches, each loss the
+    task's summed loss divided by its count. Returns the loss of every step."""
+    opt = optim.AdamW(optim.param_groups(model, lr=lr, weight_decay=0.01))
+    warmup = max(1, steps // 10) if warmup is None else warmup
+    model.train()
+    step_losses, epoch = [], 0
+    while len(step_losses) < steps:
+        for batch in task.batches(features, batch_size, seed=0, epoch=epoch, shuffle=True):
+            optim.set_lr(opt, optim.linear(len(step_losses), steps, warmup))
+            total, count = task.loss(model, batch)
+            loss = total / count
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad()
+            step_losses.append(loss.item())
+            if len(step_losses) == steps:
+                break
+        epoch += 1
+    return step_losses

@@ -1,6 +1,6 @@
-"""Worked solutions to the exercises of lesson 6 (tutorials/06_is_the_difference_real.py).
+"""Worked solutions to the exercises of lesson 7 (tutorials/07_is_the_difference_real.py).
 
-Run:  python tutorials/solutions/06_is_the_difference_real.py
+Run:  python tutorials/solutions/07_is_the_difference_real.py
 """
 import math
 

@@ -1,6 +1,6 @@
-"""Lesson 6: is one score better than another, or was it luck? Validation noise and its standard error.
+"""Lesson 7: is one score better than another, or was it luck? Validation noise and its standard error.
 
-Run:  python tutorials/06_is_the_difference_real.py
+Run:  python tutorials/07_is_the_difference_real.py
 
 A validation accuracy is an average over n rows, so it is itself a random number: other rows (another split) or
 another seed (another head initialisation, batch order, dropout) give another value. How far apart two scores
@@ -73,7 +73,7 @@ print(f"SST-2: one score's SE {100 * se_one:.2f} points; a difference of two run
       f"so gaps under about {200 * se_diff:.1f} points need several seeds before they mean anything")
 assert abs(100 * se_one - 0.64) < 0.01
 
-# Exercises (worked solutions in tutorials/solutions/06_is_the_difference_real.py)
+# Exercises (worked solutions in tutorials/solutions/07_is_the_difference_real.py)
 # 1. How many validation rows does a 0.91 accuracy need for its SE to be half a point (0.005)?
 # 2. Two runs score 0.900 and 0.910 on the same 2,000 rows. How many standard errors apart are they? Would you
 #    report one as better?
