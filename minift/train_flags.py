@@ -57,12 +57,6 @@ def parser() -> argparse.ArgumentParser:
                                  "unless --overwrite. One run at a time: OUT/.minift.lock")
     p.add_argument("--overwrite", action="store_true", help="train into an --out that holds another task's model, "
                                                              "an earlier run's checkpoints (deleted) or other files")
-    p.add_argument("--text-col", default="text", help="column name, or 0-based index")
-    p.add_argument("--text-pair-col", help="second text column, for sentence-pair tasks")
-    p.add_argument("--label-col", default="label")
-    p.add_argument("--label-delimiter", default=",", help="separates the labels of one row (multilabel)")
-    p.add_argument("--no-header", action="store_true", help="the file has no header row: columns by index")
-    p.add_argument("--encoding", default="utf-8")
     p.add_argument("--pooling", choices=["pooler", "cls", "mean"], default="pooler")
     p.add_argument("--epochs", type=int, help=RECIPE)
     p.add_argument("--max-steps", type=int, help="stop after this many updates (overrides --epochs)")
@@ -79,13 +73,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="clip the gradient norm (0: no clipping)")
     p.add_argument("--max-length", type=int, help=f"tokens per input ({RECIPE}, or fewer if the model has fewer "
                                                   "positions)")
-    p.add_argument("--doc-stride", type=int, help="tokens repeated between the windows of a long input (qa, ner; "
-                                                  "default: 128 for qa, max-length // 4 for ner)")
-    p.add_argument("--label-all-subtokens", action="store_true",
-                   help="ner: tag every piece of a word (I- form), not only the first")
-    p.add_argument("--max-answer-length", type=int, default=30, help="qa: longest answer, in tokens")
-    p.add_argument("--articles", help="qa: the articles of --train to use, 0-based, e.g. 0-29 or 0-4,7")
-    p.add_argument("--valid-articles", help="qa: the articles of --valid and --test to use")
     p.add_argument("--freeze", default="none", help="none, embeddings, encoder, layers:0-3, bias-only")
     p.add_argument("--gradual-unfreeze", action="store_true", help="unfreeze one more layer per epoch, top first")
     p.add_argument("--layer-decay", type=float, help="layer-wise learning-rate decay, e.g. 0.9")
@@ -107,11 +94,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help=cli.DEBUG_HELP)
+    add_column_flags(p)
     add_seq2seq_flags(p)
     add_lora_flags(p)
     add_recipe_flags(p)
     add_memory_flags(p)
     return p
+
+
+def add_column_flags(p: argparse.ArgumentParser) -> None:
+    """How the files are read: columns, header, encoding; how long inputs become windows (ner, qa)."""
+    g = p.add_argument_group("columns and windows")
+    g.add_argument("--text-col", default="text", help="column name, or 0-based index")
+    g.add_argument("--text-pair-col", help="second text column, for sentence-pair tasks")
+    g.add_argument("--label-col", default="label")
+    g.add_argument("--label-delimiter", default=",", help="separates the labels of one row (multilabel)")
+    g.add_argument("--no-header", action="store_true", help="the file has no header row: columns by index")
+    g.add_argument("--encoding", default="utf-8")
+    g.add_argument("--doc-stride", type=int, help="tokens repeated between the windows of a long input (qa, ner; "
+                                                  "default: 128 for qa, max-length // 4 for ner)")
+    g.add_argument("--label-all-subtokens", action="store_true",
+                   help="ner: tag every piece of a word (I- form), not only the first")
+    g.add_argument("--max-answer-length", type=int, default=30, help="qa: longest answer, in tokens")
+    g.add_argument("--articles", help="qa: the articles of --train to use, 0-based, e.g. 0-29 or 0-4,7")
+    g.add_argument("--valid-articles", help="qa: the articles of --valid and --test to use")
 
 
 def add_lora_flags(p: argparse.ArgumentParser) -> None:
