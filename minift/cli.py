@@ -96,10 +96,7 @@ def load_trained(folder: str | Path, device: torch.device, adapter: str | Path |
             "the folder written by `python -m minift.train"
         raise CheckpointError(f"{saved}: no minift.json; give {wanted} --out OUT`")
     meta = read_meta(meta_file, TASKS)  # a CheckpointError, not a KeyError, for a field of the wrong type
-    task = TASKS[meta["task"]].from_meta(meta, Tokenizer.from_pretrained(folder))
-    task.record = meta.get("training")  # what minift.train recorded of the run (the model card's facts)
-    task.lora_settings = meta.get("lora")  # a LoRA run's settings, kept when the loop rewrites minift.json
-    task.train_settings = meta.get("train_settings")  # every effective hyperparameter of the run
+    task = TASKS[meta["task"]].from_meta(meta, Tokenizer.from_pretrained(folder)).remember_run(meta)
     model = task.build_model(Encoder.from_pretrained(folder))
     if adapter is not None:
         if not task.peft_task_type:

@@ -170,6 +170,13 @@ class Task:
             self.write_meta(tmp)
         atomic.write_folder(folder, fill)
 
+    def remember_run(self, meta: dict) -> "Task":
+        """Take back what `write_meta` adds to `meta()` (the run's record, LoRA settings, hyperparameters), so a
+        reloaded task rewrites minift.json whole."""
+        self.record, self.lora_settings = meta.get("training"), meta.get("lora")
+        self.train_settings = meta.get("train_settings")
+        return self
+
     def write_meta(self, folder: str | Path) -> None:
         """minift.json (`meta()`, and the run's `record` as "training") and the model card README.md rendered
         from it, each file written atomically."""
