@@ -49,7 +49,7 @@ EXPERIMENTS = {  # name -> {config: extra flags}
                   "undersample": ["--undersample"], "focal": ["--loss", "focal", "--focal-gamma", "2"]},
     "regularisation": {"none": [], "dropout_0.2": ["--dropout", "0.2"], "l2_1e-3": ["--l2", "1e-3"],
                        "l1_1e-5": ["--l1", "1e-5"], "augment": ["--augment", "--augment-p", "0.1", "--augment-n", "1"]},
-    "goemotions": {"tuned": ["--tune-thresholds"], "threshold_0.5": []},
+    "goemotions": {"tuned": ["--tune-thresholds"], "threshold_0.5": ["--no-tune-thresholds"]},
 }
 
 

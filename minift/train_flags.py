@@ -183,8 +183,9 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--focal-gamma", type=float, metavar="γ", default=2.0, help="--loss focal: γ (0 is cross-entropy)")
     g.add_argument("--label-smoothing", type=float, metavar="ε", default=0.0,
                    help="classification: ε of label smoothing")
-    g.add_argument("--tune-thresholds", action="store_true", help="multilabel: per-label probability thresholds "
-                   "that maximise each label's F1 on the validation set; saved, used by evaluate and predict")
+    g.add_argument("--tune-thresholds", action=argparse.BooleanOptionalAction, help="multilabel: per-label "
+                   "probability thresholds that maximise each label's F1 on the validation set; saved, used by evaluate "
+                   "and predict (" + RECIPE + "; --no-tune-thresholds keeps 0.5)")
     g = p.add_argument_group("optimizer")
     g.add_argument("--optimizer", choices=sorted(optim.OPTIMIZERS), default="adamw",
                    help="adamw: decoupled --weight-decay; adam: --weight-decay is coupled L2 (added to the "

@@ -126,3 +126,16 @@ def test_the_readme_table_is_the_recipes():
         recipe = asdict(TASKS[kind].recipe_of(kind))
         written = [str(v) if v is not None else "= lr" for v in recipe.values()]
         assert cells == written, kind
+
+
+def test_multilabel_recipe_tunes_thresholds_unless_told_not_to():
+    """Rare labels keep every sigmoid under 0.5 (GoEmotions: micro-F1 0), so the multilabel recipe tunes thresholds;
+    --no-tune-thresholds keeps 0.5, and no other task tunes them by default."""
+    args = parse("--task", "multilabel")
+    assert train_flags.resolve_defaults(args)["tune_thresholds"] == "recipe" and args.tune_thresholds is True
+    args = parse("--task", "multilabel", "--no-tune-thresholds")
+    assert train_flags.resolve_defaults(args)["tune_thresholds"] == "flag" and args.tune_thresholds is False
+    for kind in set(TASKS) - {"multilabel"}:
+        args = parse("--task", kind)
+        train_flags.resolve_defaults(args)
+        assert args.tune_thresholds is False

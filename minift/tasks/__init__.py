@@ -65,6 +65,7 @@ class Recipe:
     max_length: int = 128
     warmup: float = 0.1  # a fraction of all updates if < 1, else a number of updates
     schedule: str = "linear"
+    tune_thresholds: bool = False  # multilabel: per-label thresholds chosen on the validation set
 
 
 class Task:
