@@ -18,7 +18,9 @@ scored on the held-out rows with minift.metrics. Results are merged into `--out`
     python benchmarks/recipes.py goemotions --rows 10000 --epochs 3 --lr 1e-4
     python benchmarks/recipes.py imbalance --rows 400 --eval-rows 400 --seeds 1 --max-length 48   # minutes
 
-Options: --rows (training rows), --eval-rows (validation and held-out rows each), --epochs, --lr, --seeds,
+    python benchmarks/recipes.py imbalance --source bundled --rows 110 --eval-rows 100 --epochs 5    # the bundled set
+
+Options: --source (sst2 or bundled), --rows (training rows), --eval-rows (validation and held-out rows each), --epochs, --lr, --seeds,
 --configs (a subset of the experiment's), --max-length, --batch-size, --threads, --device, --out.
 """
 from __future__ import annotations
@@ -58,6 +60,12 @@ def read_sst2():
         return [(r["sentence"], r["label"]) for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
 
 
+def read_bundled():
+    """minift's own 416 reviews (minift/bundled/sentiment.csv), labels as SST-2's: negative "0", positive "1"."""
+    with open(ROOT / "minift" / "bundled" / "sentiment.csv", encoding="utf-8", newline="") as f:
+        return [(r["text"], {"negative": "0", "positive": "1"}[r["label"]]) for r in csv.DictReader(f)]
+
+
 def read_goemotions():
     names = (DATA / "goemotions" / "emotions.txt").read_text(encoding="utf-8").split()
     with open(DATA / "goemotions" / "train.tsv", encoding="utf-8", newline="") as f:
@@ -76,7 +84,7 @@ def imbalanced(rows, n, rng, minority="0", share=0.1):
 
 def splits(experiment, args, rng):
     """(train, valid, test) rows for an experiment, disjoint."""
-    rows = read_goemotions() if experiment == "goemotions" else read_sst2()
+    rows = read_goemotions() if experiment == "goemotions" else read_bundled() if args.source == "bundled" else read_sst2()
     order = rng.permutation(len(rows))
     rows = [rows[i] for i in order]
     if experiment == "imbalance":
@@ -160,6 +168,8 @@ def main():
     global args_device
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    p.add_argument("--source", choices=["sst2", "bundled"], default="sst2", help="imbalance, regularisation: SST-2 "
+                   "rows, or minift's bundled 416 reviews (then e.g. --rows 110 --eval-rows 100 for imbalance)")
     p.add_argument("--rows", type=int)
     p.add_argument("--eval-rows", type=int)
     p.add_argument("--epochs", type=int)
@@ -189,7 +199,7 @@ def main():
         for seed in [int(s) for s in args.seeds.split(",")]:
             for config in chosen:
                 row = run_one(args.experiment, config, configs[config], files, args, seed, tmp)
-                row["settings"] = {k: getattr(args, k) for k in ("rows", "eval_rows", "epochs", "lr", "max_length",
+                row["settings"] = {k: getattr(args, k) for k in ("source", "rows", "eval_rows", "epochs", "lr", "max_length",
                                                                  "batch_size", "device")}
                 rows.append(row)
                 print(json.dumps({k: row[k] for k in ("config", "seed", "test", "wall_s")}), flush=True)
