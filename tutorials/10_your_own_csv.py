@@ -118,7 +118,7 @@ assert results["test"]["accuracy"] > 0.75, "a few steps on these reviews should 
 # 5. Predict. Every label's probability, under the names of your CSV (softmax(z / T), with the saved T).
 #    From Python, the same through the task API: cli.load_trained, then task.predict.
 texts = ["An absolute delight from start to finish.", "Cold food, rude staff, never again."]
-printed = run(predict.main, ["--model", str(out), *sum((["--text", t] for t in texts), [])])
+printed = run(predict.main, ["--model", str(out)] + [arg for t in texts for arg in ("--text", t)])
 print(printed, end="")
 predicted = [json.loads(line) for line in printed.splitlines()]
 task, model = cli.load_trained(out, torch.device("cpu"))
