@@ -21,7 +21,17 @@ minift/metrics/calibration.py (reliability_bins, expected_calibration_error, fit
 minift/report.py (the --report text), minift/predict.py, minift/evaluate.py, and `python -m minift.train --help`
 ("splits and calibration").
 
-The measurement, from tutorials/results/10_your_own_csv.json: see the end of this docstring once --full has run.
+The measurement, from tutorials/results/10_your_own_csv.json (the --full command above, on an AMD EPYC with 2 cores
+shared with other jobs, load average 7-10, one torch thread, torch 2.13.0+cpu; 98 CPU seconds, 355 s wall): 2,000
+SST-2 sentences split 1,200 / 400 / 400, `minift.train --test-fraction 0.2 --calibrate --pooling mean --epochs 2`
+(150 steps). Validation accuracy 0.845, test accuracy 0.828 (macro-F1 0.823). The fitted temperature is 1.095: the
+fine-tuned model was slightly over-confident (mean confidence 0.862 on test for 0.828 accuracy), and T softens it.
+Validation: ECE 0.0275 -> 0.0171, NLL 0.3572 -> 0.3559. Test: ECE 0.0508 -> 0.0522, NLL 0.3960 -> 0.3914. So on
+fresh rows the NLL, which T minimises, improved a little, and the ECE did not: after 2 epochs there was little
+mis-calibration to remove, and on 400 rows an ECE difference of 0.001 is noise (figure: 10_your_own_csv.png, the
+reliability diagram of the test rows before and after T). Temperature scaling earns its keep on models trained
+longer, which grow more confident than they are right (Guo et al. 2017); measure it on your own data before and
+after, on rows the temperature was not fitted on.
 """
 import contextlib
 import csv
