@@ -6,6 +6,7 @@ Exercises 1 and 3 use the lesson's set-up, in short: the bundled reviews embedde
 made 1:9 (every negative, 23 positives drawn per seed), split 49 / 21 / 30, a linear head with an L2 penalty.
 """
 from importlib import resources
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -113,7 +114,7 @@ for t in np.round(np.arange(0.05, 0.96, 0.05), 2):
                 recall(y_valid, pred, pos_label=MIN, zero_division=0.0))
     print(f"  threshold {t:.2f}: minority precision {sweep[t][0]:.3f}, recall {sweep[t][1]:.3f}")
 ts = list(sweep)
-assert all(sweep[a][1] >= sweep[b][1] for a, b in zip(ts, ts[1:]))  # recall never rises with the threshold
+assert all(sweep[a][1] >= sweep[b][1] for a, b in pairwise(ts))  # recall never rises with the threshold
 highest = max(t for t in ts if sweep[t][1] >= 0.8)
 print(f"the highest threshold that finds 80 % of the minority (on validation): {highest:.2f}; its precision "
       f"{sweep[highest][0]:.3f}, against {sweep[0.5][0]:.3f} at 0.5 (which finds {sweep[0.5][1]:.0%})")
