@@ -39,8 +39,12 @@ torch 2.13.0+cpu; each figure is read back from its file and checked by step 6 b
 The --full measurement of this lesson (threads, --bucket, torchrun): see the end of this docstring.
 """
 import json
+import os
+import random
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from importlib import resources
@@ -102,7 +106,7 @@ def gradient_of(splits: list[int], naive: bool = False) -> tuple[torch.Tensor, f
     starts = [sum(splits[:i]) for i in range(len(splits))]
     micro = [next(task.batches(features[s:s + n], n)) for s, n in zip(starts, splits)]  # each padded to its own
     if naive:  # mean of each micro-batch, then the mean of those means
-        loss = lambda m, b: (task.loss(m, b)[0] / len(b["labels"]) / len(splits), 1 / len(splits))  # noqa: E731
+        loss = lambda m, b: (task.loss(m, b)[0] / len(b["labels"]) / len(splits), 1 / len(splits))
     else:
         loss = task.loss
     done = train.update(model, opt, precision.grad_scaler("fp32", torch.device("cpu")), micro, loss,
@@ -114,7 +118,7 @@ g8, loss8 = gradient_of([8])
 g2222, loss2222 = gradient_of([2, 2, 2, 2])
 g332, loss332 = gradient_of([3, 3, 2])
 naive332, _ = gradient_of([3, 3, 2], naive=True)
-err = lambda g: float((g - g8).abs().max() / g8.abs().max())  # noqa: E731
+err = lambda g: float((g - g8).abs().max() / g8.abs().max())
 print(f"one batch of 8: loss {loss8:.6f}, gradient norm {float(g8.norm()):.4f}; relative difference of the gradient: "
       f"4 x 2 {err(g2222):.1e}, 3 + 3 + 2 {err(g332):.1e}, 3 + 3 + 2 averaged per micro-batch {err(naive332):.1e}")
 assert abs(loss2222 - loss8) < 1e-6 and abs(loss332 - loss8) < 1e-6
@@ -246,3 +250,98 @@ for figure, value in quoted:  # rounded as written: "0.88" to 2 places, "301,520
 trainable, _ = count_parameters(minilm)
 print(f"{len(quoted)} figures of the docstring match their files; all-MiniLM-L6-v2 with a 2-label head has {trainable:,} weights, "
       f"{len(minilm.encoder.layers)} layers of width {minilm.encoder.cfg.hidden_size}")
+
+# 6. The questions people ask, each answered by a lesson or a committed result.
+#    Which model? A small sentence encoder first: all-MiniLM-L6-v2 (22.7 M weights, 6 layers) reaches 0.906-0.913 on
+#      SST-2 from 20,000 rows in one epoch on 2 CPU cores (step 5); try a larger one only if that is not enough and
+#      lesson 7 says the gain is real.
+#    Which learning rate? 1e-4 to 3e-4 for the whole model, 1e-3 to 1e-2 for a head or adapters alone; lesson 6
+#      sweeps it (06_lr_sweep.json: 0.756 at 1e-4 and 3e-4, 0.442 at 1e-6, 0.560 at 1e-2, after 30 steps), and
+#      lesson 8 gives each method its own.
+#    How much data? More than any regulariser: lesson 9's head on 100 / 1,000 / 10,000 SST-2 rows scores
+#      0.694 / 0.774 / 0.844 (09_overfitting.json); a few hundred rows already fine-tune to a useful model.
+#    How long on a CPU? Count tokens: about 1 CPU s per step of 32 sentences of 32 tokens, 4 at 128 tokens
+#      (step 5); an epoch of 5,000 SST-2 sentences took 2,118 s on one thread (sentence_tasks.json).
+#    Full fine-tuning or part of it? On 1,000 rows, lesson 8: frozen methods near 0.79, the rest near 0.83; LoRA
+#      matches the whole model on 2,000 rows with a 300 KB adapter (lora_sst2.json). Freeze when time, memory or
+#      storage per task matter; train everything when the last points do.
+#    Imbalanced labels? Lesson 11: class weights, resampling, focal loss and the threshold; lesson 12 for
+#      multi-label, where per-label thresholds are the cure for rare labels that never pass 0.5.
+#    Overfitting? Watch the validation loss, keep the best evaluation (`--eval-every`, `--patience`), and add data
+#      before regularisers (lesson 9).
+#    Is my improvement real? Lesson 7: several seeds and the standard error of the difference, before believing it.
+lr_sweep, curves = load("06_lr_sweep"), load("09_overfitting")
+assert [round(lr_sweep["sweep"][k]["accuracy"], 3) for k in ("0.0001", "0.0003", "1e-06", "0.01")] == \
+    [0.756, 0.756, 0.442, 0.56]
+assert [round(curves["learning_curves"][n]["valid"]["accuracy"], 3) for n in ("100", "1000", "10000")] == \
+    [0.694, 0.774, 0.844]
+
+
+def time_epoch(features: list[dict], threads: int, bucket: bool) -> dict:
+    """One epoch of full fine-tuning (MiniLM, AdamW lr 1e-4, batches of 32) through train.update, as the loop runs
+    it: CPU and wall seconds of the updates alone, and the tokens computed (padding included) and real."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = task.build_model(Encoder.from_pretrained(MODEL)).train()
+    opt = optim.AdamW(optim.param_groups(model, lr=1e-4, weight_decay=0.01))
+    batches = list(task.batches(features, 32, seed=0, epoch=0, shuffle=True, bucket=bucket))
+    scaler, cpu = precision.grad_scaler("fp32", torch.device("cpu")), torch.device("cpu")
+    wall, cpu_s = time.perf_counter(), time.process_time()
+    for b in batches:
+        train.update(model, opt, scaler, [b], task.loss, cpu, lr_scale=1.0, max_grad_norm=1.0)
+    return {"threads": threads, "bucket": bucket, "cpu_s": round(time.process_time() - cpu_s, 2),
+            "wall_s": round(time.perf_counter() - wall, 2),
+            "tokens_computed": sum(b["input_ids"].numel() for b in batches),
+            "tokens_real": sum(int(b["attention_mask"].sum()) for b in batches)}
+
+
+def torchrun(processes: int, out: Path) -> float:
+    """`torchrun --nproc_per_node N -m minift.train` on the tiny model (dropout off); its wall seconds."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+           "-m", "minift.train", "--train", SENTIMENT, "--model", no_dropout, "--out", str(out), "--max-steps", "8",
+           "--batch-size", "16", "--lr", "1e-3", "--max-length", "64", "--seed", "7", "--quiet", "--device", "cpu"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return round(time.perf_counter() - start, 1)
+
+
+if args.full:
+    sst = random.Random(0).sample(read_table(args.data_dir / "sst2" / "train.tsv", "sentence", "label"), 640)
+    task.labels = LabelMap(["0", "1"])
+    sst_features = task.featurize(sst)
+    runs = [time_epoch(sst_features, threads, bucket) for threads in (1, 2) for bucket in (False, True)]
+    for r in runs:
+        print(f"  {r['threads']} thread(s), bucket {r['bucket']!s:5}: {r['cpu_s']:6.1f} CPU s, {r['wall_s']:6.1f} s "
+              f"wall, {r['tokens_computed']:,} tokens computed for {r['tokens_real']:,} real")
+    no_dropout = tiny_model(work / "tiny-nodrop", dropout=0.0)
+    seconds = {n: torchrun(n, work / f"torchrun-{n}") for n in (1, 2)}
+    w1, w2 = (load_file(work / f"torchrun-{n}" / "model.safetensors") for n in (1, 2))
+    largest = max(float((w1[k] - w2[k]).abs().max()) for k in w1)
+    print(f"torchrun, 8 updates on the tiny model: 1 process {seconds[1]} s, 2 processes {seconds[2]} s; "
+          f"largest weight difference {largest:.1e}")
+    assert largest < 1e-4
+    save("16_training_for_real", {
+        "load_average_before": list(os.getloadavg()),
+        "epoch": {"data": "SST-2 train.tsv, 640 rows drawn with seed 0, max 64 tokens, batches of 32 (20 updates)",
+                  "model": "all-MiniLM-L6-v2, full fine-tuning, AdamW lr 1e-4, fp32", "runs": runs},
+        "torchrun": {"model": "tiny random BERT (2 layers, width 32), 8 updates of 16 bundled reviews",
+                     "wall_s": seconds, "largest_weight_difference": largest}})
+else:
+    committed = load("16_training_for_real")
+    if committed:
+        print("the committed --full run: " + "; ".join(
+            f"{r['threads']} thread(s) bucket {r['bucket']}: {r['cpu_s']} CPU s, {r['wall_s']} s wall"
+            for r in committed["epoch"]["runs"]))
+shutil.rmtree(work, ignore_errors=True)
+
+# Exercises (worked solutions in tutorials/solutions/16_training_for_real.py)
+# 1. Gradient accumulation in a token-level task: a loss averaged over tokens, two micro-batches of 3 and 30
+#    tokens. Show that averaging the two micro-batch means weighs a token of the short one ten times as much as one
+#    of the long one, and that minift's sum / count does not.
+# 2. Resume is exact because the random state comes back. Show with torch alone that dropout masks after
+#    restoring torch.get_rng_state() repeat, and differ without it.
+# 3. bf16 keeps float32's range, not its precision: find the smallest positive x for which 1 + x differs from 1
+#    in bfloat16, float16 and float32, and the largest finite number of each (torch.finfo), and say which one
+#    needs a loss scale.
