@@ -156,7 +156,8 @@ for j, name in enumerate(labels.names):
         if float(pos.max()) <= 0.5:
             never.append(name)
         if j < 8:
-            print(f"  {name:14} frequency {float(freq[j]):.3f} prior logit {float((freq[j] / (1 - freq[j])).log()):5.2f}"
+            prior = float((freq[j] / (1 - freq[j])).log())
+            print(f"  {name:14} frequency {float(freq[j]):.3f} prior logit {prior:5.2f}"
                   f" | validation: {len(pos):3} positives, highest probability {float(pos.max()):.3f}, AUC {auc:.3f}")
 print(f"{len(never)} of {len(labels)} labels never pass 0.5 on validation: {', '.join(never)}")
 assert never, "some rare label stays under 0.5 on every validation row"

@@ -248,7 +248,8 @@ for figure, value in quoted:  # rounded as written: "0.88" to 2 places, "301,520
     places = len(figure.split(".")[1]) if "." in figure else 0
     assert f"{value:,.{places}f}" == figure and figure in __doc__, (figure, value)
 trainable, _ = count_parameters(minilm)
-print(f"{len(quoted)} figures of the docstring match their files; all-MiniLM-L6-v2 with a 2-label head has {trainable:,} weights, "
+print(f"{len(quoted)} figures of the docstring match their files; all-MiniLM-L6-v2 with a 2-label head has "
+      f"{trainable:,} weights, "
       f"{len(minilm.encoder.layers)} layers of width {minilm.encoder.cfg.hidden_size}")
 
 # 6. The questions people ask, each answered by a lesson or a committed result.

@@ -44,7 +44,8 @@ print("2. no softmax gives two labels above 0.5 (100,000 tries); d BCE / dz = si
 # 3. Pearson ignores a x + b, MSE does not. A predictor on the wrong scale (a cosine in [-1, 1] for a 0-5
 #    similarity) is refitted by least squares on training rows: Pearson unchanged, MSE far lower.
 gold = torch.rand(400, dtype=torch.float64) * 5
-cosine = (gold / 5) * 0.6 + 0.2 + 0.08 * torch.randn(400, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+noise = torch.randn(400, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+cosine = (gold / 5) * 0.6 + 0.2 + 0.08 * noise  # a similarity on the wrong scale
 fit, held = slice(0, 300), slice(300, None)
 A = torch.stack([cosine[fit], torch.ones(300, dtype=torch.float64)], -1)  # (300, 2)
 a, b = torch.linalg.lstsq(A, gold[fit, None]).solution[:, 0]
