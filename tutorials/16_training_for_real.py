@@ -210,9 +210,9 @@ assert distributed.world_size() == 1 and distributed.shard(example) == (example,
 
 # 5. What makes a CPU run fast. Tokens are the cost of every step (attention's part grows with their square), so:
 #    --bucket (batches of similar lengths, little padding; on a CPU packing already skips most padding work, see
-#    the --full figures), --max-length no longer than the data needs, packing (automatic on a CPU), a smaller model (MiniLM below: 6 layers of width 384), and training less of it (--freeze,
-#    --lora). Threads: torch uses every core by default; on a machine shared with other jobs, fewer threads than
-#    cores avoids waiting on busy ones. The figures quoted in the docstring, read back from their files:
+#    the --full figures), --max-length no longer than the data needs, a smaller model (MiniLM below: 6 layers of
+#    width 384), and training less of it (--freeze, --lora). Threads: torch uses every core by default; on a
+#    machine shared with other jobs, fewer threads than cores avoids waiting on busy ones. The figures quoted in the docstring, read back from their files:
 R = ROOT / "benchmarks" / "results"
 
 
