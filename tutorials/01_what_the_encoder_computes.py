@@ -103,7 +103,8 @@ def compare(texts: list[str], hf_tokenizer, hf_model) -> dict:
 
 
 if args.full:
-    from transformers import AutoModel, AutoTokenizer  # the oracle; minift never imports it
+    # transformers is the oracle here; minift itself never imports it
+    from transformers import AutoModel, AutoTokenizer
     rows = read_table(args.data_dir / "sst2" / "train.tsv", "sentence", "label")
     texts = [e.text for e in random.Random(0).sample(rows, 1000)]
     result = compare(texts, AutoTokenizer.from_pretrained(MODEL), AutoModel.from_pretrained(MODEL).eval())
