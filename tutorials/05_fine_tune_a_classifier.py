@@ -12,8 +12,8 @@ Read beside it: minift/tasks/sentence.py, minift/optim.py, minift/train.py.
 The measurement, from tutorials/results/05_fine_tune_a_classifier.json (the --full command above, on an AMD EPYC
 with 2 cores shared with other jobs (load average about 8), one torch thread, torch 2.13.0+cpu; 69 CPU seconds):
 validation accuracy on the 400 held-out SST-2 rows 0.465 with the random head, 0.705 after 20 steps, 0.848 after
-40, 0.842 after 100 (one epoch of the 1,600 training rows). The loss of one batch of 16 jumps about (from 0.23 to
-0.77 in the last 40 steps): judge by the validation curve, not the batch loss (figure: 05_fine_tune_a_classifier.png).
+40, 0.842 after 100 (one epoch of the 1,600 training rows). The loss of one batch of 16 jumps about (between 0.23
+and 0.77 at steps 70 to 100): judge by the validation curve, not the batch loss (figure: 05_fine_tune_a_classifier.png).
 The same model through `python -m minift.train` on 20,000 SST-2 rows (one epoch, lr 2e-4, batch 32) reaches 0.906 to
 0.913 on 2,000 held-out rows over 4 seeds (benchmarks/results/sst2_seeds_cpu.json, 2 CPU cores; command in
 benchmarks/README.md).

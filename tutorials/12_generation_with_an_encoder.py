@@ -101,7 +101,8 @@ beamed = beam_search(model, sources, sep, pad, beams=4, max_new_tokens=40)
 assert [ids for ids, _ in cached] == [ids for ids, _ in uncached]
 print("greedy with and without the cache: the same tokens")
 for src, (g, g_lp), (b, b_lp) in list(zip(firsts, cached, beamed))[:2]:
-    print(f"  {src['source']}\n    greedy (log p {g_lp:.1f}): {task.text(g)}\n    beam 4 (log p {b_lp:.1f}): {task.text(b)}")
+    print(f"  {src['source']}\n    greedy (log p {g_lp:.1f}): {task.text(g)}\n"
+          f"    beam 4 (log p {b_lp:.1f}): {task.text(b)}")
 
 # 5. BLEU and ROUGE of the held-out outputs against their references (lesson 4 worked both by hand).
 greedy_scores = task.evaluate(model, valid_f, beams=1)
