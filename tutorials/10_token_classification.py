@@ -2,9 +2,10 @@
 F1 is the score rather than token accuracy. (Lesson 13 of the plan; the file is numbered 10 until lessons 10-12,
 your own CSV, imbalanced data, multi-label and regression, are written.)
 
-Run:  python tutorials/10_token_classification.py     (seconds: minift/bundled/tagging.conll, 150 sentences)
-(No --full run yet: the flag is accepted and runs the same steps; WNUT-17 in ../shared/data is the real set, with
-`python -m minift.train --task ner`.)
+Run:  python tutorials/10_token_classification.py          (seconds: minift/bundled/tagging.conll, 150 sentences)
+      python tutorials/10_token_classification.py --full   (step 4 on WNUT-17: 1,000 sentences of wnut17train.conll,
+                                                             150 steps, scored on all of emerging.dev.conll; writes
+                                                             tutorials/results/13_token_classification.json, .png)
 
 A tagger gives every word a BIO tag: B-PER begins a person's name, I-PER continues it, O is outside any entity.
 The encoder sees word pieces, not words, so the tags must be moved onto pieces for training and back onto words
@@ -13,17 +14,27 @@ the window where it has the most context.
 
 Read beside it: minift/tasks/tagging.py (TaggingTask: featurize, _align, decode, loss, evaluate),
 minift/metrics/tagging.py (get_entities, entity_scores, tag_accuracy), minift/tokenizer.py (is_split_into_words).
+
+The measurement, from tutorials/results/13_token_classification.json (the --full command above, on an AMD EPYC with
+2 cores shared with other jobs (load average 5 to 8), one torch thread, torch 2.13.0+cpu; 145 CPU seconds): on
+WNUT-17's emerging.dev (1,009 sentences), tagging every word O is right on 0.921 of the tokens and finds no entity;
+the tagger after 150 steps on 1,000 training sentences is right on 0.941 of the tokens, 2 points more, and its
+entity F1 is 0.445 (precision 0.579, recall 0.361; person 0.64, location 0.25, the four rarer types 0): token
+accuracy hides nearly everything (figure: 13_token_classification.png). Trained on all of wnut17train.conll for
+5 epochs (lr 1e-4, batch 16) on an H200, entity F1 on emerging.dev is 0.571 (benchmarks/results/gpu/ner_qa.json,
+`python benchmarks/ner_qa.py`; benchmarks/results/gpu/README.md).
 """
+import random
 from importlib import resources
 
 import torch
 
-from course import MODEL, arguments, train_task
+from course import MODEL, RESULTS, arguments, load, save, train_task
 from minift import Encoder, Tokenizer
 from minift.metrics.tagging import entity_scores, get_entities, tag_accuracy
 from minift.tasks.tagging import TaggingTask
 
-arguments(__doc__).parse_args()
+args = arguments(__doc__).parse_args()
 torch.manual_seed(0)
 tokenizer = Tokenizer.from_pretrained(MODEL)
 task = TaggingTask("ner", tokenizer, max_length=64)
@@ -79,21 +90,60 @@ assert abs(entity_scores(gold, cut_short)["f1"] - f1_score(gold, cut_short)) < 1
 
 # 4. Train a tagger: the encoder and a linear layer on every token's vector, (B, T, H) -> (B, T, C); the loss is
 #    cross-entropy summed over the labelled pieces and divided by their number (task.loss returns both).
-train, valid = sentences[:120], sentences[120:]
+#    --full: WNUT-17 (tweets; 6 types, new and rare names), 1,000 training sentences drawn with seed 0, 150 steps
+#    of 16 (2.4 epochs), scored on all 1,009 sentences of emerging.dev.conll.
+if args.full:
+    data = args.data_dir / "wnut17"
+    task = TaggingTask("ner", tokenizer, max_length=64)
+    every = task.read(data / "wnut17train.conll")
+    task.fit_labels(every)
+    train, valid, steps = random.Random(0).sample(every, 1000), task.read(data / "emerging.dev.conll"), 150
+else:
+    train, valid, steps = sentences[:120], sentences[120:], 24
 train_f, valid_f = task.featurize(train), task.featurize(valid)
 model = task.build_model(Encoder.from_pretrained(MODEL))
 before = task.evaluate(model, valid_f)
-steps = 24
 train_task(task, model, train_f, steps, lr=3e-4)  # the loop of minift.train, in course.py
 after = task.evaluate(model, valid_f)
 pred = task.predict_tags(model, valid)
+gold = [s.tags for s in valid]
 print(f"validation ({len(valid)} sentences) entity F1 before {before['f1']:.3f}, after {steps} steps "
-      f"{after['f1']:.3f}; token accuracy after {tag_accuracy([s.tags for s in valid], pred):.3f}")
+      f"{after['f1']:.3f}; token accuracy after {tag_accuracy(gold, pred):.3f}")
 print("  per type:", ", ".join(f"{k} {v['f1']:.2f}" for k, v in after["per_type"].items()))
 print("  e.g.", task.predict(model, [task.example("Amara Okafor flew from Lagos to meet the Red Cross team.")])[0]
       ["entities"])
-assert after["f1"] > before["f1"] + 0.3
-assert tag_accuracy([s.tags for s in valid], pred) > after["f1"]  # the easier number is the larger one
+assert after["f1"] > before["f1"] + (0.05 if args.full else 0.3)
+assert tag_accuracy(gold, pred) > after["f1"]  # the easier number is the larger one
+
+if args.full:
+    all_o = [["O"] * len(t) for t in gold]
+    scores = {"all O": (tag_accuracy(gold, all_o), 0.0), f"tagger, {steps} steps": (tag_accuracy(gold, pred),
+                                                                                   after["f1"])}
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, (name, (acc, f1)) in enumerate(scores.items()):
+        ax.bar([i - 0.2, i + 0.2], [acc, f1], width=0.4, color=["tab:gray", "tab:blue"],
+               label=["token accuracy", "entity F1"] if i == 0 else None)
+    ax.set(xticks=range(len(scores)), xticklabels=list(scores), ylim=(0, 1),
+           title=f"WNUT-17 emerging.dev ({len(valid):,} sentences)")
+    ax.legend()
+    fig.tight_layout()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(RESULTS / "13_token_classification.png", dpi=120)
+    save("13_token_classification", {
+        "data": "WNUT-17: 1,000 sentences of wnut17train.conll drawn with seed 0; scored on emerging.dev.conll",
+        "training": f"all-MiniLM-L6-v2 + linear tagger, {steps} steps of 16, lr 3e-4 (course.train_task), "
+                    "max_length 64",
+        "valid_sentences": len(valid), "steps": steps, "entity_f1_before": before["f1"],
+        "after": {k: after[k] for k in ("precision", "recall", "f1")}, "per_type": after["per_type"],
+        "token_accuracy": tag_accuracy(gold, pred), "all_o_token_accuracy": scores["all O"][0]})
+else:
+    committed = load("13_token_classification")
+    if committed:
+        print(f"the committed --full run on WNUT-17: entity F1 {committed['after']['f1']:.3f}, token accuracy "
+              f"{committed['token_accuracy']:.3f} (all O: {committed['all_o_token_accuracy']:.3f})")
 
 # Exercises (worked solutions in tutorials/solutions/10_token_classification.py)
 # 1. With label_all_subtokens=True the other pieces of a word get the I- form of its tag instead of -100. Show the

@@ -2,9 +2,10 @@
 post-processing, and SQuAD's exact match and F1. (Lesson 14 of the plan; the file is numbered 11 until lessons
 10-12, your own CSV, imbalanced data, multi-label and regression, are written.)
 
-Run:  python tutorials/11_extractive_qa.py     (seconds: minift/bundled/qa.json, 32 paragraphs, 112 questions)
-(No --full run yet: the flag is accepted and runs the same steps; SQuAD v1.1 in ../shared/data is the real set,
-with `python -m minift.train --task qa`.)
+Run:  python tutorials/11_extractive_qa.py          (seconds: minift/bundled/qa.json, 32 paragraphs, 112 questions)
+      python tutorials/11_extractive_qa.py --full   (step 5 on SQuAD v1.1: train on articles 1-3, 870 questions,
+                                                     60 steps; EM / F1 on articles 30-31, 225 questions; writes
+                                                     tutorials/results/14_extractive_qa.json)
 
 The answer is a span of the context. The model reads "[CLS] question [SEP] context [SEP]" and gives every token
 two scores, how likely it starts the answer and how likely it ends it; the answer is the best-scoring valid span,
@@ -12,18 +13,27 @@ mapped back to the context's characters through each token's offsets.
 
 Read beside it: minift/tasks/qa.py (QATask.featurize, answer_tokens, window_candidates, best_answer, loss),
 minift/metrics/qa.py (normalize_answer, exact_match, token_f1, squad_scores), minift/tokenizer.py (offsets).
+
+The measurement, from tutorials/results/14_extractive_qa.json (the --full command above, on an AMD EPYC with 2 cores
+shared with other jobs (load average 2 to 4), one torch thread, torch 2.13.0+cpu; 192 CPU seconds): trained on the
+870 questions of SQuAD articles 1-3 (873 windows, 60 steps: about one epoch), EM / F1 on the 225 questions of
+articles 30-31 go from 0.0 / 5.5 with the random span head to 8.0 / 13.9. Most answers still pick the same phrase
+near the start of the paragraph ("independent schools"): one epoch on three articles teaches where answers tend to
+be, not how to read. Trained on articles 0-29 (7,010 questions) for 3 epochs on an H200, the same model scores
+EM 55.7 / F1 67.6 on articles 30-37 (benchmarks/results/gpu/ner_qa_squad.json, `python benchmarks/ner_qa.py`;
+benchmarks/results/gpu/README.md).
 """
 from importlib import resources
 
 import torch
 
-from course import MODEL, arguments, train_task
+from course import MODEL, arguments, load, save, train_task
 from minift import Encoder, Tokenizer
-from minift.freeze import apply_freeze
+from minift.freeze import apply_freeze, count_parameters
 from minift.metrics.qa import exact_match, normalize_answer, squad_scores, token_f1
 from minift.tasks.qa import QATask, best_answer
 
-arguments(__doc__).parse_args()
+args = arguments(__doc__).parse_args()
 torch.manual_seed(0)
 tokenizer = Tokenizer.from_pretrained(MODEL)
 task = QATask("qa", tokenizer, max_length=384, doc_stride=128)
@@ -77,15 +87,25 @@ assert exact_match("The Senn river", "Senn river") == 1 and abs(token_f1("Agnes"
 
 # 5. Train: a span head (H -> 2) on the encoder; the loss is the mean of the start and end cross-entropies over
 #    the tokens of each window. The first paragraphs train, the last 8 are held out. The embeddings are frozen
-#    (lesson 8): half the parameters, and a third less time per step on a CPU.
-contexts = list(dict.fromkeys(q.context for q in questions))
-held = set(contexts[-8:])
-train = [q for q in questions if q.context not in held]
-valid = [q for q in questions if q.context in held]
+#    (lesson 8): about half the parameters (printed below) then need no gradient and no optimiser state.
+#    --full: SQuAD v1.1 (../shared/data keeps articles 0-37 of its dev file): train on articles 1-3 (Warsaw,
+#    Normans, Nikola Tesla; 870 questions), 60 steps of 16, about one epoch; score articles 30-31 (225 questions),
+#    inside the range benchmarks/ner_qa.py holds out.
+if args.full:
+    squad = args.data_dir / "squad" / "squad-v1.1-dev-articles-00-37.json"
+    train = QATask("qa", tokenizer, articles="1-3").read(squad, training=True)
+    valid, steps = QATask("qa", tokenizer, valid_articles="30-31").read(squad), 60
+else:
+    contexts = list(dict.fromkeys(q.context for q in questions))
+    held = set(contexts[-8:])
+    train = [q for q in questions if q.context not in held]
+    valid, steps = [q for q in questions if q.context in held], 30
 train_f, valid_f = task.featurize(train), task.featurize(valid)
 model = apply_freeze(task.build_model(Encoder.from_pretrained(MODEL)), "embeddings")
+trainable, total = count_parameters(model)
+print(f"trainable parameters with the embeddings frozen: {trainable:,} of {total:,}")
+assert 0.4 < trainable / total < 0.6
 before = task.evaluate(model, valid_f)
-steps = 30
 train_task(task, model, train_f, steps, lr=3e-4)  # the loop of minift.train, in course.py
 after = task.evaluate(model, valid_f)
 answers = task.answers(model, valid_f)
@@ -93,9 +113,26 @@ print(f"{len(train)} training / {len(valid)} held-out questions; EM / F1 before 
       f"{before['f1']:.1f}, after {steps} steps {after['exact_match']:.1f} / {after['f1']:.1f}")
 for q, a in list(zip(valid, answers))[:3]:
     print(f"  Q: {q.question}  predicted {a['answer']!r}  gold {q.answers[0][0]!r}")
-assert after["f1"] > before["f1"] + 10 and after["exact_match"] > before["exact_match"]
+assert after["f1"] > before["f1"] + (5 if args.full else 10) and after["exact_match"] > before["exact_match"]
 assert abs(squad_scores([a["answer"] for a in answers], [[t for t, _ in q.answers] for q in valid])["f1"]
            - after["f1"]) < 1e-9
+
+if args.full:
+    save("14_extractive_qa", {
+        "data": "SQuAD v1.1 dev file, articles 0-37 (../shared/data/squad): trained on articles 1-3, scored on 30-31",
+        "training": f"all-MiniLM-L6-v2 + span head, embeddings frozen, {steps} steps of 16, lr 3e-4 "
+                    "(course.train_task), max_length 384, doc_stride 128",
+        "train_questions": len(train), "train_windows": len(train_f), "valid_questions": len(valid),
+        "steps": steps, "before": {k: before[k] for k in ("exact_match", "f1")},
+        "after": {k: after[k] for k in ("exact_match", "f1")},
+        "samples": [{"question": q.question, "predicted": a["answer"], "gold": q.answers[0][0]}
+                    for q, a in list(zip(valid, answers))[:5]]})
+else:
+    committed = load("14_extractive_qa")
+    if committed:
+        print(f"the committed --full run on SQuAD: {committed['train_questions']} training questions, "
+              f"{committed['steps']} steps: EM / F1 {committed['after']['exact_match']:.1f} / "
+              f"{committed['after']['f1']:.1f} on {committed['valid_questions']} held-out questions")
 
 # Exercises (worked solutions in tutorials/solutions/11_extractive_qa.py)
 # 1. Make max_answer_length 1 and decode the gold-pointing scores of step 3 again: what comes back, and why?
