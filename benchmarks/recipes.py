@@ -18,7 +18,7 @@ scored on the held-out rows with minift.metrics. Results are merged into `--out`
     python benchmarks/recipes.py goemotions --rows 10000 --epochs 3 --lr 1e-4
     python benchmarks/recipes.py imbalance --rows 400 --eval-rows 400 --seeds 1 --max-length 48   # minutes
 
-    python benchmarks/recipes.py imbalance --source bundled --rows 110 --eval-rows 100 --epochs 5    # the bundled set
+    python benchmarks/recipes.py imbalance --source bundled --rows 110 --eval-rows 50 --epochs 5    # the bundled set
 
 Options: --source (sst2 or bundled), --rows (training rows), --eval-rows (validation and held-out rows each), --epochs, --lr, --seeds,
 --configs (a subset of the experiment's), --max-length, --batch-size, --threads, --device, --out.

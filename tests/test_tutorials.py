@@ -16,7 +16,7 @@ ARGS = {"05_fine_tune_a_classifier.py": ["--steps", "30"]}
 
 def test_lessons_are_numbered_in_order():
     numbers = [int(p.name[:2]) for p in LESSONS]
-    assert numbers == list(range(1, len(LESSONS) + 1))
+    assert numbers == list(range(1, len(LESSONS) + 1)) and len(LESSONS) >= 16  # the course of issue 18
 
 
 def test_every_solution_belongs_to_a_lesson():

@@ -30,24 +30,19 @@ from importlib import resources
 
 import torch
 
+import course
 from course import MODEL, RESULTS, arguments, load, save
 from minift import Encoder, Tokenizer, losses, optim
 from minift.augment import augment
 from minift.data import LabelMap, encode_labels, read_table, stratified_split
-from minift.heads import pool
 
 args = arguments(__doc__).parse_args()
 tokenizer, encoder = Tokenizer.from_pretrained(MODEL), Encoder.from_pretrained(MODEL).eval()
 
 
 def embed(texts: list[str]) -> torch.Tensor:
-    """(N, H): the frozen encoder's mean-pooled vector of each text, 64 at a time."""
-    out = []
-    for i in range(0, len(texts), 64):
-        b = tokenizer(texts[i:i + 64], max_length=64)
-        with torch.no_grad():
-            out.append(pool(encoder, encoder(b["input_ids"], b["attention_mask"]), b["attention_mask"], "mean"))
-    return torch.cat(out)
+    """(N, H): the frozen encoder's mean-pooled vector of each text (course.embed, max 64 tokens)."""
+    return course.embed(tokenizer, encoder, texts, max_length=64)
 
 
 # 1. Data. Fast: the bundled reviews, 30 % held out. --full: SST-2, 1,000 validation rows and up to 10,000

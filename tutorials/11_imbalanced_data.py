@@ -41,11 +41,11 @@ from importlib import resources
 import numpy as np
 import torch
 
+import course
 from course import MODEL, arguments, load, save
 from minift import Encoder, Tokenizer, losses, optim
 from minift.batching import balanced_class_weights, oversampled_indices, undersampled_indices
 from minift.data import LabelMap, encode_labels, read_table, stratified_split
-from minift.heads import pool
 from minift.metrics import confusion_matrix, f1, recall
 
 args = arguments(__doc__).parse_args()
@@ -54,13 +54,8 @@ SEEDS, EPOCHS, L2 = range(10), 100, 0.03
 
 
 def embed(texts: list[str]) -> torch.Tensor:
-    """(N, H): the frozen encoder's mean-pooled vector of each text, 64 at a time."""
-    out = []
-    for i in range(0, len(texts), 64):
-        b = tokenizer(texts[i:i + 64], max_length=64)
-        with torch.no_grad():
-            out.append(pool(encoder, encoder(b["input_ids"], b["attention_mask"]), b["attention_mask"], "mean"))
-    return torch.cat(out)
+    """(N, H): the frozen encoder's mean-pooled vector of each text (course.embed, max 64 tokens)."""
+    return course.embed(tokenizer, encoder, texts, max_length=64)
 
 
 # 1. Data. Every majority row, and one minority row for nine of them, drawn afresh for each seed from the rows of

@@ -46,10 +46,10 @@ from importlib import resources
 
 import torch
 
+import course
 from course import MODEL, RESULTS, arguments, load, save
 from minift import Encoder, Tokenizer, losses, optim
 from minift.data import LabelMap, read_table
-from minift.heads import pool
 from minift.metrics import best_thresholds, multilabel_summary, roc_auc
 from minift.metrics.regression import pearson, regression_summary, spearman
 from minift.tasks.sentence import SentenceTask
@@ -59,14 +59,8 @@ tokenizer, encoder = Tokenizer.from_pretrained(MODEL), Encoder.from_pretrained(M
 
 
 def embed(texts: list[str], pairs: list[str] | None = None) -> torch.Tensor:
-    """(N, H): the frozen encoder's mean-pooled vector of each text (or [CLS] text [SEP] pair [SEP]), 64 at a time."""
-    out = []
-    for i in range(0, len(texts), 64):
-        b = tokenizer(texts[i:i + 64], pairs[i:i + 64] if pairs else None, max_length=128)
-        with torch.no_grad():
-            h = encoder(b["input_ids"], b["attention_mask"], b["token_type_ids"])  # (B, T, H)
-            out.append(pool(encoder, h, b["attention_mask"], "mean"))
-    return torch.cat(out)
+    """(N, H): the frozen encoder's mean-pooled vector of each text (or [CLS] text [SEP] pair [SEP]): course.embed."""
+    return course.embed(tokenizer, encoder, texts, pairs, max_length=128)
 
 
 # 1. Softmax against sigmoid, on one row whose true labels are the first two of three. Softmax makes the labels

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from minift import optim
+from minift.heads import pool
 
 ROOT = Path(__file__).resolve().parent.parent  # the project root
 RESULTS = ROOT / "tutorials" / "results"
@@ -53,6 +54,18 @@ def load(name: str) -> dict | None:
     """The committed result of a lesson's --full run, or None if there is none."""
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def embed(tokenizer, encoder, texts: list[str], pairs: list[str] | None = None, max_length: int = 64) -> torch.Tensor:
+    """(N, H): the frozen encoder's mean-pooled vector of each text (or of [CLS] text [SEP] pair [SEP]), 64 rows at a
+    time: lessons 9, 11 and 12 embed every sentence once and train heads on the vectors, so epochs cost milliseconds."""
+    out = []
+    for i in range(0, len(texts), 64):
+        b = tokenizer(texts[i:i + 64], pairs[i:i + 64] if pairs else None, max_length=max_length)
+        with torch.no_grad():
+            h = encoder(b["input_ids"], b["attention_mask"], b["token_type_ids"])  # (B, T, H)
+            out.append(pool(encoder, h, b["attention_mask"], "mean"))  # (B, H)
+    return torch.cat(out)
 
 
 def train_task(task, model, features, steps: int, lr: float, batch_size: int = 16, warmup: int | None = None) -> list:

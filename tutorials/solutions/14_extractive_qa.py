@@ -1,6 +1,6 @@
-"""Worked solutions to the exercises of lesson 14 (tutorials/11_extractive_qa.py).
+"""Worked solutions to the exercises of lesson 14 (tutorials/14_extractive_qa.py).
 
-Run:  python tutorials/solutions/11_extractive_qa.py
+Run:  python tutorials/solutions/14_extractive_qa.py
 """
 from importlib import resources
 

@@ -1,9 +1,8 @@
 """Lesson 14: extractive question answering: windows with a stride, offsets from tokens back to characters, span
-post-processing, and SQuAD's exact match and F1. (Lesson 14 of the plan; the file is numbered 11 until lessons
-10-12, your own CSV, imbalanced data, multi-label and regression, are written.)
+post-processing, and SQuAD's exact match and F1.
 
-Run:  python tutorials/11_extractive_qa.py          (seconds: minift/bundled/qa.json, 32 paragraphs, 112 questions)
-      python tutorials/11_extractive_qa.py --full   (step 5 on SQuAD v1.1: train on articles 1-3, 870 questions,
+Run:  python tutorials/14_extractive_qa.py          (seconds: minift/bundled/qa.json, 32 paragraphs, 112 questions)
+      python tutorials/14_extractive_qa.py --full   (step 5 on SQuAD v1.1: train on articles 1-3, 870 questions,
                                                      60 steps; EM / F1 on articles 30-31, 225 questions; writes
                                                      tutorials/results/14_extractive_qa.json)
 
@@ -134,7 +133,7 @@ else:
               f"{committed['steps']} steps: EM / F1 {committed['after']['exact_match']:.1f} / "
               f"{committed['after']['f1']:.1f} on {committed['valid_questions']} held-out questions")
 
-# Exercises (worked solutions in tutorials/solutions/11_extractive_qa.py)
+# Exercises (worked solutions in tutorials/solutions/14_extractive_qa.py)
 # 1. Make max_answer_length 1 and decode the gold-pointing scores of step 3 again: what comes back, and why?
 # 2. SQuAD takes the best score over several gold answers. Score "4,300 people" against ["about 4,300", "4,300"]
 #    with squad_scores, then against each gold alone.

@@ -1,9 +1,8 @@
 """Lesson 15: generation with an encoder: the sequence-to-sequence mask drawn, teacher forcing, greedy decoding and
-beam search with a key/value cache, BLEU and ROUGE on the outputs. (Lesson 15 of the plan; the file is numbered 12
-until lessons 10-12, your own CSV, imbalanced data, multi-label and regression, are written.)
+beam search with a key/value cache, BLEU and ROUGE on the outputs.
 
-Run:  python tutorials/12_generation_with_an_encoder.py          (seconds: minift/bundled/generation.csv, 300 rows)
-      python tutorials/12_generation_with_an_encoder.py --full   (steps 3-5 on E2E NLG: 2,000 rows of trainset.csv,
+Run:  python tutorials/15_generation_with_an_encoder.py          (seconds: minift/bundled/generation.csv, 300 rows)
+      python tutorials/15_generation_with_an_encoder.py --full   (steps 3-5 on E2E NLG: 2,000 rows of trainset.csv,
                                                                   80 steps of 16; BLEU / ROUGE on the first 20 MRs
                                                                   of devset.csv with all their references; writes
                                                                   tutorials/results/15_generation_with_an_encoder.json)
@@ -130,7 +129,7 @@ else:
 #    likeliest token, and a likely token can lead back to itself. Beam search compares whole prefixes by their
 #    total log-probability, so it finds sentences greedy misses (compare the log p printed above).
 
-# Exercises (worked solutions in tutorials/solutions/12_generation_with_an_encoder.py)
+# Exercises (worked solutions in tutorials/solutions/15_generation_with_an_encoder.py)
 # 1. Draw the mask for two rows of different lengths in one batch (S = 2, L = 4 and S = 3, L = 6, width 6). Which
 #    cells differ from a causal (lower-triangular) mask, and why may the source attend forward?
 # 2. Beam search with beams=1 is greedy search: check it on the held-out sources.

@@ -1,6 +1,6 @@
-"""Worked solutions to the exercises of lesson 15 (tutorials/12_generation_with_an_encoder.py).
+"""Worked solutions to the exercises of lesson 15 (tutorials/15_generation_with_an_encoder.py).
 
-Run:  python tutorials/solutions/12_generation_with_an_encoder.py
+Run:  python tutorials/solutions/15_generation_with_an_encoder.py
 """
 from importlib import resources
 

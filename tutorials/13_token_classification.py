@@ -1,9 +1,8 @@
 """Lesson 13: token classification (NER): labels on word pieces, windows over long sentences, and why entity-level
-F1 is the score rather than token accuracy. (Lesson 13 of the plan; the file is numbered 10 until lessons 10-12,
-your own CSV, imbalanced data, multi-label and regression, are written.)
+F1 is the score rather than token accuracy.
 
-Run:  python tutorials/10_token_classification.py          (seconds: minift/bundled/tagging.conll, 150 sentences)
-      python tutorials/10_token_classification.py --full   (step 4 on WNUT-17: 1,000 sentences of wnut17train.conll,
+Run:  python tutorials/13_token_classification.py          (seconds: minift/bundled/tagging.conll, 150 sentences)
+      python tutorials/13_token_classification.py --full   (step 4 on WNUT-17: 1,000 sentences of wnut17train.conll,
                                                              150 steps, scored on all of emerging.dev.conll; writes
                                                              tutorials/results/13_token_classification.json, .png)
 
@@ -145,7 +144,7 @@ else:
         print(f"the committed --full run on WNUT-17: entity F1 {committed['after']['f1']:.3f}, token accuracy "
               f"{committed['token_accuracy']:.3f} (all O: {committed['all_o_token_accuracy']:.3f})")
 
-# Exercises (worked solutions in tutorials/solutions/10_token_classification.py)
+# Exercises (worked solutions in tutorials/solutions/13_token_classification.py)
 # 1. With label_all_subtokens=True the other pieces of a word get the I- form of its tag instead of -100. Show the
 #    labels of the word pieces of one multi-piece entity word both ways.
 # 2. Make a prediction with one entity of the wrong type and one with a boundary one word too long. What are

@@ -1,6 +1,6 @@
-"""Worked solutions to the exercises of lesson 13 (tutorials/10_token_classification.py).
+"""Worked solutions to the exercises of lesson 13 (tutorials/13_token_classification.py).
 
-Run:  python tutorials/solutions/10_token_classification.py
+Run:  python tutorials/solutions/13_token_classification.py
 """
 from minift import Tokenizer
 from minift.data import LabelMap
