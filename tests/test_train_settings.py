@@ -54,7 +54,7 @@ def test_recipes_differ_where_the_measurements_say():
     """The figures of benchmarks/results (issue 19): not one recipe for all."""
     assert TASKS["seq2seq"].recipe_of("seq2seq").lr_head > TASKS["seq2seq"].recipe_of("seq2seq").lr
     assert TASKS["qa"].recipe_of("qa").max_length == 384
-    assert TASKS["classification"].recipe_of("classification") == Recipe()  # BERT's recipe, as before
+    assert TASKS["classification"].recipe_of("classification") == Recipe(lr=1e-4, batch_size=32)  # BERT's epochs
     assert TASKS["multilabel"].recipe_of("multilabel") != TASKS["classification"].recipe_of("classification")
     assert all(TASKS[k].recipe_of(k).schedule in optim.SCHEDULES for k in TASKS)
 
@@ -89,12 +89,12 @@ def test_a_run_prints_its_settings_and_records_them(files, tmp_path, capsys):  #
     train.main(argv)
     line = next(s for s in capsys.readouterr().err.splitlines() if s.startswith("settings:"))
     recipe_part, flag_part, default_part = line.split(" | ")
-    assert "from the classification recipe:" in recipe_part and "lr=5e-05" in recipe_part
+    assert "from the classification recipe:" in recipe_part and "lr=0.0001" in recipe_part
     assert "batch_size=8" in flag_part and "max_steps=2" in flag_part and "seed=7" in flag_part
     assert "batch_size" not in recipe_part and "weight_decay=0.01" in default_part
     saved = json.loads((out / "minift.json").read_text())["train_settings"]
     assert set(saved) == {*train_flags.HYPERPARAMETERS, "total_steps", "warmup_steps"}
-    assert saved["lr"] == 5e-5 and saved["batch_size"] == 8 and saved["max_length"] == 64  # lowered to the model's
+    assert saved["lr"] == 1e-4 and saved["batch_size"] == 8 and saved["max_length"] == 64  # lowered to the model's
     assert saved["total_steps"] == 2 and saved["warmup_steps"] == 0 and saved["lr_head"] is None
 
 
