@@ -38,7 +38,7 @@ def test_bad_steps_in_a_row_stop_with_advice(files, tmp_path, monkeypatch, capsy
     nan_on_calls(monkeypatch, set(range(1, 100)))
     out = tmp_path / "run"
     argv = ["--train", files["sentiment"], "--model", files["model"], "--out", str(out), "--quiet",
-            "--max-steps", "10", "--max-bad-steps", "3"]
+            "--max-steps", "10", "--max-bad-steps", "3", "--batch-size", "8"]  # 8: no epoch ends within 4 steps
     assert cli.run(train.main, argv, prog="minift.train") == 2
     err = capsys.readouterr().err
     assert "3 updates in a row" in err and "--lr" in err and "--max-grad-norm" in err and "--precision fp32" in err
