@@ -13,7 +13,8 @@ gradient (lesson 9 measures why that matters). The schedule multiplies the learn
 from 0, then decay. The sweep at the end is the measurement every fine-tune needs first.
 
 Read beside it: minift/optim.py (AdamW, Adam, SGD, param_groups, the schedules constant / linear / cosine /
-exponential, SCHEDULES, set_lr), and `python -m minift.train --help` (--lr, --schedule, --warmup).
+exponential, SCHEDULES, set_lr), `Recipe` in minift/tasks/__init__.py, and `python -m minift.train --help` (--lr,
+--lr-head, --schedule, --warmup).
 
 The measured sweep, from tutorials/results/06_lr_sweep.json (the --full command above, on an AMD EPYC with 2 cores
 shared with other jobs, one torch thread, torch 2.13.0+cpu; 100 CPU seconds): 30 steps of 16 on 1,000 SST-2
@@ -34,6 +35,7 @@ from minift import Encoder, Tokenizer, optim
 from minift.batching import collate, random_batches
 from minift.data import LabelMap, encode_labels, read_table, stratified_split
 from minift.losses import cross_entropy
+from minift.tasks import TASKS
 from minift.tasks.sentence import SentenceModel
 
 args = arguments(__doc__).parse_args()
@@ -222,6 +224,16 @@ else:
     if committed:
         print("the committed --full sweep on SST-2:", ", ".join(
             f"lr {lr} -> {r['accuracy']:.3f}" for lr, r in committed["sweep"].items()))
+
+# 5. What `python -m minift.train` uses when you give no rate: each task family's recipe (`Recipe` in
+#    minift/tasks/, chosen by sweeps like the one above on real data: benchmarks/README.md, "defaults.py"). Where a
+#    family's head is new and large (the multi-label classifier, the LM-head transform of seq2seq) the recipe gives
+#    it its own, higher rate, `lr_head` (`--lr-head`); None means the head learns at `lr` like everything else.
+for kind, task in TASKS.items():
+    recipe = task.recipe_of(kind)
+    head = "= lr" if recipe.lr_head is None else f"{recipe.lr_head:g}"
+    print(f"recipe of {kind:14} lr {recipe.lr:g}, head {head}, {recipe.epochs} epochs, batch {recipe.batch_size}")
+    assert 1e-5 <= recipe.lr <= 1e-3 and (recipe.lr_head is None or recipe.lr_head > recipe.lr)
 
 # Exercises (worked solutions in tutorials/solutions/06_optimisers_and_learning_rates.py)
 # 1. On f above, what is the largest SGD learning rate that converges, and why exactly 2 / 100? (Write the
