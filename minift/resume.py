@@ -185,7 +185,8 @@ def _load_random(folder: Path, state: dict) -> None:
 def check_state(state, path: Path, param_groups: list[dict], loop_type: type) -> None:
     """Check every field of trainer_state.json at `path` against what `_write` writes, before any is used: the
     loop's against `loop_type`'s annotations, the optimizer's groups against this run's (`param_groups`), the
-    random generators' states against what Python and NumPy produce. Numbers the optimizer uses must be finite."""
+    random generators' states against what Python and NumPy produce. Numbers the optimizer uses must be finite and
+    in the ranges it accepts (RANGES)."""
     def check(ok: bool, field: str, value, expected: str) -> None:
         if not ok:
             raise CheckpointError(f"{path}: field '{field}' is {json.dumps(value)[:60]}; expected {expected}. The "
@@ -205,6 +206,8 @@ def check_state(state, path: Path, param_groups: list[dict], loop_type: type) ->
     check(isinstance(opt, dict) and set(opt) == {"param_groups", "state"}, "optimizer", opt,
           "an object with the fields param_groups, state")
     _check_like(opt["param_groups"], param_groups, "optimizer.param_groups", check)
+    for g, group in enumerate(opt["param_groups"]):
+        _check_ranges(group, f"optimizer.param_groups[{g}]", check)
     check(isinstance(opt["state"], dict), "optimizer.state", opt["state"], "an object")
     for i, scalars in opt["state"].items():
         check(i.isascii() and i.isdigit() and int(i) < sum(len(g["params"]) for g in param_groups),
@@ -230,6 +233,21 @@ def _check_random(py, np_state, check) -> None:
           and isinstance(np_state[2], int) and 0 <= np_state[2] <= 624 and np_state[3] in (0, 1)
           and isinstance(np_state[3], int) and isinstance(np_state[4], float) and math.isfinite(np_state[4]),
           "numpy_random", np_state, '["MT19937", 624 words, a position up to 624, has_gauss 0 or 1, gauss]')
+
+
+# The ranges torch.optim itself accepts (0 <= beta < 1; lr, eps, weight decay, momentum >= 0), capped where no
+# training uses more, so that a damaged value is refused here and does not overflow a float32 in the first update.
+RANGES = {"lr": (0.0, 1e3), "initial_lr": (0.0, 1e3), "eps": (0.0, 1.0), "weight_decay": (0.0, 1e3),
+          "momentum": (0.0, 1.0), "dampening": (0.0, 1.0)}
+
+
+def _check_ranges(group: dict, field: str, check) -> None:
+    """One optimizer group's numbers (already checked finite by _check_like) within RANGES; betas in [0, 1)."""
+    for key, (low, high) in RANGES.items():
+        if _is_number(group.get(key)):
+            check(low <= group[key] <= high, f"{field}.{key}", group[key], f"a number from {low:g} to {high:g}")
+    for i, beta in enumerate(group.get("betas") or ()):
+        check(0.0 <= beta < 1.0, f"{field}.betas[{i}]", beta, "a number from 0 up to (not including) 1")
 
 
 def _is_number(value, finite: bool = False) -> bool:

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from minift import cli
@@ -218,6 +218,9 @@ STATE_PATHS = list(paths(STATE))  # () is the whole file
 
 @settings(FUZZ, max_examples=600)
 @given(where=st.sampled_from(STATE_PATHS), value=st.one_of(JSON, st.just(None)))
+@example(where=("optimizer", "param_groups", 0, "betas", 0), value=3.402823466385289e+38)  # overflowed a float32
+@example(where=("optimizer", "param_groups", 0, "eps"), value=3.402823466385289e+38)
+@example(where=("optimizer", "param_groups", 0, "lr"), value=3.402823466385289e+38)
 def test_a_damaged_trainer_state_is_refused_or_usable(where, value):
     """One field of a real trainer_state.json (or the whole file) replaced by any JSON value: resume's checks
     raise a CheckpointError, or what they pass works where the loop uses it: the loop's counters as counts
