@@ -20,6 +20,8 @@ the losses (PyTorch's cross_entropy and minift/losses.py).
 import numpy as np
 import torch
 
+from minift.splits import by_class
+
 
 # --- Batch samplers: lists of indices, deterministic given (seed, epoch) -------------------------
 def _rng(seed, epoch):
@@ -56,21 +58,13 @@ def epoch_batches(lengths, batch_size, seed=0, epoch=0, shuffle=False, bucket=Fa
     return _cut(list(range(len(lengths))), batch_size)
 
 
-def _by_class(labels):
-    """{label: [its indices]}, classes in order of first appearance."""
-    by_class = {}
-    for i, label in enumerate(labels):
-        by_class.setdefault(label, []).append(i)
-    return by_class
-
-
 def oversampled_indices(labels, seed, epoch):
     """Every index once, plus repeats drawn at random (with replacement) from each smaller class until every
     class has as many as the largest one, all shuffled: one epoch's order, to be cut into batches in turn."""
-    rng, by_class = _rng(seed, epoch), _by_class(labels)
-    most = max(map(len, by_class.values()), default=0)
+    rng, classes = _rng(seed, epoch), by_class(labels)
+    most = max(map(len, classes.values()), default=0)
     out = []
-    for idx in by_class.values():
+    for idx in classes.values():
         out += idx + rng.choice(idx, most - len(idx), replace=True).tolist()
     return [out[i] for i in rng.permutation(len(out))]
 
@@ -78,10 +72,10 @@ def oversampled_indices(labels, seed, epoch):
 def undersampled_indices(labels, seed, epoch):
     """From each class, as many indices as the smallest class has, drawn at random without replacement and
     afresh each epoch (so over the epochs every row of a large class gets its turn), all shuffled."""
-    rng, by_class = _rng(seed, epoch), _by_class(labels)
-    fewest = min(map(len, by_class.values()), default=0)
+    rng, classes = _rng(seed, epoch), by_class(labels)
+    fewest = min(map(len, classes.values()), default=0)
     out = []
-    for idx in by_class.values():
+    for idx in classes.values():
         out += rng.choice(idx, fewest, replace=False).tolist()
     return [out[i] for i in rng.permutation(len(out))]
 

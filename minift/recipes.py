@@ -1,7 +1,7 @@
 """The fine-tuning recipes of issue 15 as the loop uses them: the optimizer, the L1 / L2 penalties, augmented and
 masked training rows, the train / validation / test split and k-fold cross-validation, temperature calibration, and
 the run's record (minift.json "training", the model card's facts). Each is one small function `minift/train.py`
-calls; the formulas live below it (losses.py, optim.py, augment.py, data.py, metrics/calibration.py).
+calls; the formulas live below it (losses.py, optim.py, augment.py, splits.py, metrics/calibration.py).
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from minift import atomic, augment, cli, losses, optim
-from minift.data import Example, stratified_folds, stratified_split
+from minift.data import Example
+from minift.splits import stratified_folds, stratified_split
 from minift.metrics import expected_calibration_error, fit_temperature, nll
 from minift.tasks import TASKS
 

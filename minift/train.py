@@ -41,7 +41,7 @@ import torch
 from tqdm import tqdm
 
 from minift import atomic, cli, distributed, faults, freeze, lora, optim, outdir, precision, recipes, resume
-from minift.data import check_training_rows
+from minift.splits import check_training_rows
 from minift.encoder import Encoder
 from minift.precision import autocast
 from minift.tasks import TASKS, Task

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from minift import cli, train
-from minift.data import DataError, check_training_rows
+from minift.data import DataError
+from minift.splits import check_training_rows
 from tests.tiny import make_tiny_model
 
 WORDS = ["the", "film", "was", "good", "bad", "great", "awful", "plot", "cast"]

@@ -10,9 +10,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minift.data import (
-    DataError, Example, LabelMap, encode_labels, read_table, regression_targets, stratified_split,
-)
+from minift.data import DataError, Example, LabelMap, encode_labels, read_table, regression_targets
+from minift.splits import stratified_split
 
 TMP = dict(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import StratifiedKFold
 
-from minift.data import stratified_folds
+from minift.splits import stratified_folds
 from minift.metrics import best_threshold, best_thresholds, precision_recall_curve, roc_curve
 
 # Scores with many ties (a few levels), 0 and 1 included, and the occasional tiny gap between two values.

@@ -27,7 +27,8 @@ import torch
 from course import MODEL, RESULTS, arguments, load, save
 from minift import Encoder, Tokenizer, optim
 from minift.batching import random_batches, collate
-from minift.data import LabelMap, encode_labels, read_table, stratified_split
+from minift.data import LabelMap, encode_labels, read_table
+from minift.splits import stratified_split
 from minift.losses import cross_entropy
 from minift.tasks.sentence import SentenceModel
 

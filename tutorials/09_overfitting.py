@@ -34,7 +34,8 @@ import course
 from course import MODEL, RESULTS, arguments, load, save
 from minift import Encoder, Tokenizer, losses, optim
 from minift.augment import augment
-from minift.data import LabelMap, encode_labels, read_table, stratified_split
+from minift.data import LabelMap, encode_labels, read_table
+from minift.splits import stratified_split
 
 args = arguments(__doc__).parse_args()
 tokenizer, encoder = Tokenizer.from_pretrained(MODEL), Encoder.from_pretrained(MODEL).eval()

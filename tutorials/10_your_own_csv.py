@@ -16,8 +16,8 @@ Fine-tuned networks tend to be over-confident (Guo et al. 2017); a frozen encode
 under-confident. Expected calibration error (ECE) measures the gap, bin by bin; temperature scaling divides the
 logits by one number T fitted on the validation rows, which changes the confidences and never the predictions.
 
-Read beside it: minift/data.py (read_table, LabelMap, stratified_split), minift/recipes.py (split_rows, calibrate),
-minift/metrics/calibration.py (reliability_bins, expected_calibration_error, fit_temperature, nll),
+Read beside it: minift/data.py (read_table, LabelMap), minift/splits.py (stratified_split), minift/recipes.py
+(split_rows, calibrate), minift/metrics/calibration.py (reliability_bins, expected_calibration_error, fit_temperature, nll),
 minift/report.py (the --report text), minift/predict.py, minift/evaluate.py, and `python -m minift.train --help`
 ("splits and calibration").
 
@@ -48,7 +48,8 @@ import torch
 
 from course import RESULTS, arguments, load, save
 from minift import cli, evaluate, predict, recipes, train, train_flags
-from minift.data import LabelMap, read_table, stratified_split
+from minift.data import LabelMap, read_table
+from minift.splits import stratified_split
 from minift.metrics import (classification_report, confusion_matrix, expected_calibration_error, fit_temperature,
                             nll, reliability_bins)
 
