@@ -17,9 +17,9 @@ under-confident. Expected calibration error (ECE) measures the gap, bin by bin; 
 logits by one number T fitted on the validation rows, which changes the confidences and never the predictions.
 
 Read beside it: minift/data.py (read_table, LabelMap), minift/splits.py (stratified_split), minift/recipes.py
-(split_rows, calibrate), minift/metrics/calibration.py (reliability_bins, expected_calibration_error, fit_temperature, nll),
-minift/report.py (the --report text), minift/predict.py, minift/evaluate.py, and `python -m minift.train --help`
-("splits and calibration").
+(split_rows, calibrate), minift/metrics/calibration.py (reliability_bins, expected_calibration_error,
+fit_temperature, nll), minift/report.py (the --report text), minift/predict.py, minift/evaluate.py, and
+`python -m minift.train --help` ("splits and calibration").
 
 The measurement, from tutorials/results/10_your_own_csv.json (the --full command above, on an AMD EPYC with 2 cores
 shared with other jobs, load average 7-10, one torch thread, torch 2.13.0+cpu; 98 CPU seconds, 355 s wall): 2,000

@@ -42,10 +42,11 @@ MAIN_METRIC = {"classification": "accuracy", "multilabel": "f1_micro", "regressi
 # Default hyperparameters per kind (benchmarks/results/defaults.json, gpu/README.md). Classification: BERT's
 # 3 epochs at lr 1e-4 and batch 32 (4,000 training rows, 1,000 held out: TREC 0.942 against BERT's 5e-5 at batch 16
 # 0.929, SST-2 0.874 against 0.870; 1e-4 was also above 5e-5 on the H200's 20,000 SST-2 rows). Regression: STS-B's
-# best of lr 5e-5 / 1e-4 / 2e-4 at batch 32, 2 epochs (Pearson 0.842 against 0.801 at 5e-5). Multi-label: 28 rare sigmoid outputs stay under 0.5 at
-# 1e-4 for 2 epochs (micro-F1 0), so the new classifier learns at 2e-3; even so rare labels stay under 0.5, so the
-# recipe tunes each label's threshold on the validation set: 10,000 GoEmotions rows, 4 epochs, held-out micro-F1
-# 0.439 against 0.254 after 2 epochs (benchmarks/results/recipes_goemotions_4ep_cpu.json, recipes_goemotions_cpu.json).
+# best of lr 5e-5 / 1e-4 / 2e-4 at batch 32, 2 epochs (Pearson 0.842 against 0.801 at 5e-5). Multi-label: 28 rare
+# sigmoid outputs stay under 0.5 at 1e-4 for 2 epochs (micro-F1 0), so the new classifier learns at 2e-3; even so
+# rare labels stay under 0.5, so the recipe tunes each label's threshold on the validation set: 10,000 GoEmotions
+# rows, 4 epochs, held-out micro-F1 0.439 against 0.254 after 2 epochs
+# (benchmarks/results/recipes_goemotions_4ep_cpu.json, recipes_goemotions_cpu.json).
 RECIPES = {"classification": Recipe(lr=1e-4, batch_size=32),
            "regression": Recipe(lr=2e-4, epochs=2, batch_size=32),
            "multilabel": Recipe(lr=1e-4, lr_head=2e-3, epochs=4, batch_size=32, tune_thresholds=True)}
