@@ -31,7 +31,7 @@ def make_optimizer(args, model) -> torch.optim.Optimizer:
 
 def penalty(args):
     """--l2 / --l1 as a function of the decayed parameters -> {"l2_penalty": λ₂ Σw², "l1_penalty": λ₁ Σ|w|}
-    (differentiable), for `train.update` to add once per update; None when neither flag is set."""
+    (differentiable), for `step.update` to add once per update; None when neither flag is set."""
     if not (args.l1 or args.l2):
         return None
 

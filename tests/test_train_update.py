@@ -1,4 +1,4 @@
-"""The loop's one optimizer update (`train.update`), run directly on the tiny model and checked against an update
+"""The loop's one optimizer update (`step.update`), run directly on the tiny model and checked against an update
 computed by hand: the mean cross-entropy of all the update's rows (torch's, on the concatenated logits), its
 gradient by autograd, clipping by the formula, and AdamW's formula with each group's decay and the scheduled lr."""
 import copy
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minift import optim, precision, train
+from minift import optim, precision, step
 from minift.data import Example, LabelMap
 from minift.encoder import Encoder
 from minift.tasks.sentence import SentenceTask
@@ -67,14 +67,14 @@ def test_update_equals_the_hand_computed_adamw_step(tiny):
     groups = [([ref_params[name_of[p]] for p in g["params"]], g["lr"], g["weight_decay"]) for g in opt.param_groups]
     assert {wd for _, _, wd in groups} == {0.0, 0.1}  # biases and norms undecayed, the rest decayed
     state = {}
-    for step, (size, rows, max_norm) in enumerate([(2, 6, 10.0), (4, 4, 0.05)], start=1):
+    for t, (size, rows, max_norm) in enumerate([(2, 6, 10.0), (4, 4, 0.05)], start=1):
         batches = list(task.batches(features[:rows], size))
-        done = train.update(model, opt, scaler, batches, task.loss, torch.device("cpu"), lr_scale=0.5,
+        done = step.update(model, opt, scaler, batches, task.loss, torch.device("cpu"), lr_scale=0.5,
                             max_grad_norm=max_norm)
-        loss, norm = by_hand(ref, groups, [next(task.batches(features[:rows], rows))], state, step, 0.5, max_norm)
+        loss, norm = by_hand(ref, groups, [next(task.batches(features[:rows], rows))], state, t, 0.5, max_norm)
         assert done.loss == pytest.approx(loss, rel=1e-6)  # summed in float32 by the loop
         assert done.grad_norm == pytest.approx(norm, rel=1e-9) and not done.skipped
-        assert (norm > max_norm) == (step == 2)  # the second update is clipped
+        assert (norm > max_norm) == (t == 2)  # the second update is clipped
         for (name, p), q in zip(model.named_parameters(), ref.parameters()):
             torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12, msg=name)
         assert all(p.grad is None for p in model.parameters())  # zeroed for the next update
@@ -89,7 +89,7 @@ def test_a_non_finite_loss_skips_the_update(tiny):
     def nan_loss(m, batch):
         total, n = task.loss(m, batch)
         return total * float("nan"), n
-    done = train.update(model, opt, precision.grad_scaler("fp32", torch.device("cpu")),
+    done = step.update(model, opt, precision.grad_scaler("fp32", torch.device("cpu")),
                         list(task.batches(features, 3)), nan_loss, torch.device("cpu"), lr_scale=1.0)
     assert done.skipped and done.bad and math.isnan(done.loss)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and not opt.state
@@ -111,7 +111,7 @@ def test_penalties_are_added_once_per_update_whatever_the_micro_batches(tiny, l2
         model = fresh(folder, task)
         ref = copy.deepcopy(model)
         opt = optim.SGD(model.parameters(), lr=1.0)
-        done = train.update(model, opt, precision.grad_scaler("fp32", torch.device("cpu")),
+        done = step.update(model, opt, precision.grad_scaler("fp32", torch.device("cpu")),
                             list(task.batches(features, size)), task.loss, torch.device("cpu"), lr_scale=1.0,
                             penalty=penalty)
         logits = ref(*(next(task.batches(features, 6))[k] for k in ("input_ids", "attention_mask",

@@ -14,7 +14,7 @@ settings of a CPU (--bucket, threads, freezing). Each is shown here on a tiny ra
 over MiniLM's vocabulary, written to a temporary folder), so that whole training runs take a second; the speed
 figures come from the committed measurements on the real model.
 
-Read beside it: minift/train.py (update, fit, checkpoint, LoopState), minift/precision.py (autocast,
+Read beside it: minift/step.py (update), minift/train.py (fit, checkpoint, LoopState), minift/precision.py (autocast,
 grad_scaler), minift/resume.py (save, load), minift/faults.py (StopRequest), minift/distributed.py (shard, wrap),
 minift/batching.py (length_bucketed_batches), minift/packing.py, and `python -m minift.train --help`.
 
@@ -62,7 +62,7 @@ import torch
 from safetensors.torch import load_file
 
 from course import MODEL, ROOT, arguments, load, save
-from minift import Encoder, Tokenizer, distributed, optim, precision, train
+from minift import Encoder, Tokenizer, distributed, optim, precision, step, train
 from minift.checkpoint import resolve
 from minift.config import EncoderConfig
 from minift.data import LabelMap, read_table
@@ -93,7 +93,7 @@ tokenizer = Tokenizer.from_pretrained(tiny)
 rows = read_table(SENTIMENT, "text", "label")
 
 # 1. Accumulation. `--batch-size 2 --accumulate 4` makes one update from 4 micro-batches of 2 rows: what a batch of
-#    8 would give, in the memory of 2. minift's update (train.update) makes that exact: each micro-batch's loss is
+#    8 would give, in the memory of 2. minift's update (step.update) makes that exact: each micro-batch's loss is
 #    a *sum* (task.loss returns it with its count), the backward passes add their gradients up, and the total is
 #    divided once by the count of the whole update. Averaging each micro-batch first and then the averages is not
 #    the same when the micro-batches hold different counts (8 rows as 3 + 3 + 2, or any token-level task, where
@@ -117,7 +117,7 @@ def gradient_of(splits: list[int], naive: bool = False) -> tuple[torch.Tensor, f
         loss = lambda m, b: (task.loss(m, b)[0] / len(b["labels"]) / len(splits), 1 / len(splits))
     else:
         loss = task.loss
-    done = train.update(model, opt, precision.grad_scaler("fp32", torch.device("cpu")), micro, loss,
+    done = step.update(model, opt, precision.grad_scaler("fp32", torch.device("cpu")), micro, loss,
                         torch.device("cpu"), lr_scale=1.0)
     return before - torch.cat([p.detach().flatten() for p in model.parameters()]), done.loss
 
@@ -288,7 +288,7 @@ assert [round(curves["learning_curves"][n]["valid"]["accuracy"], 3) for n in ("1
 
 
 def time_epoch(features: list[dict], threads: int, bucket: bool) -> dict:
-    """One epoch of full fine-tuning (MiniLM, AdamW lr 1e-4, batches of 32) through train.update, as the loop runs
+    """One epoch of full fine-tuning (MiniLM, AdamW lr 1e-4, batches of 32) through step.update, as the loop runs
     it: CPU and wall seconds of the updates alone, and the tokens computed (padding included) and real."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -298,7 +298,7 @@ def time_epoch(features: list[dict], threads: int, bucket: bool) -> dict:
     scaler, cpu = precision.grad_scaler("fp32", torch.device("cpu")), torch.device("cpu")
     wall, cpu_s = time.perf_counter(), time.process_time()
     for b in batches:
-        train.update(model, opt, scaler, [b], task.loss, cpu, lr_scale=1.0, max_grad_norm=1.0)
+        step.update(model, opt, scaler, [b], task.loss, cpu, lr_scale=1.0, max_grad_norm=1.0)
     return {"threads": threads, "bucket": bucket, "cpu_s": round(time.process_time() - cpu_s, 2),
             "wall_s": round(time.perf_counter() - wall, 2),
             "tokens_computed": sum(b["input_ids"].numel() for b in batches),
