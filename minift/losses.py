@@ -78,13 +78,8 @@ def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
 
 
-def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
-    """Cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against class indices or probabilities.
-
-    ``target`` is (N,) / (N, d1, ...) of int64 class indices, or a float tensor of the same
-    shape as ``logits`` holding class probabilities.  Returns a scalar, or (N, d1, ...) for
-    ``reduction="none"`` (0 at ignored positions).
-    """
+def _check_cross_entropy_args(logits, label_smoothing, reduction):
+    """`logits` as a float tensor with a class dimension; the smoothing and the reduction within their ranges."""
     logits = _check_float("logits", logits)
     if logits.dim() < 1:
         raise ValueError("logits must have a class dimension")
@@ -92,6 +87,17 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothin
         raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return logits
+
+
+def cross_entropy(logits, target, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    """Cross-entropy of ``logits`` (N, C) or (N, C, d1, ...) against class indices or probabilities.
+
+    ``target`` is (N,) / (N, d1, ...) of int64 class indices, or a float tensor of the same
+    shape as ``logits`` holding class probabilities.  Returns a scalar, or (N, d1, ...) for
+    ``reduction="none"`` (0 at ignored positions).
+    """
+    logits = _check_cross_entropy_args(logits, label_smoothing, reduction)
     if logits.dim() == 1:  # one unbatched example: logits (C,), target a scalar (or (C,) probabilities)
         loss = cross_entropy(logits[None], target[None], weight, ignore_index, label_smoothing, reduction)
         return loss[0] if reduction == "none" else loss
