@@ -20,11 +20,12 @@ sweep is optimistic by the sweep's noise).
 
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/lora_sst2.py \
         [--rows 20000/2000] [--epochs 1] [--max-length 128] [--methods full,probe,lora-qv,lora-all] \
-        [--lrs full=1e-4/2e-4,lora-qv=1e-3] [--pooling pooler] [--threads 2] [--device cpu] \
-        [--out benchmarks/results/lora_sst2.json]
+        [--lrs full=1e-4/2e-4,lora-qv=1e-3] [--pooling pooler] [--flags "--lora-dropout 0"] [--threads 2] \
+        [--device cpu] [--out benchmarks/results/lora_sst2.json]
 
 `--pooling` applies to every method: minift's default, the pretrained pooler tanh(W h[CLS]), stays frozen under
 --freeze encoder and LoRA (as in PEFT), while all-MiniLM-L6-v2 was trained for mean pooling (`--pooling mean`).
+`--flags` adds minift flags to every run (e.g. `--lora-dropout 0`) and names the runs with them.
 The defaults are the issue's full size (20,000 / 2,000 rows, 1 epoch, the sweeps above). Every finished run is
 merged into --out at once (so partial results survive), and the table at the end reads the whole file.
 """
@@ -37,6 +38,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -72,7 +74,7 @@ def child(a) -> None:
     argv = ["--train", str(work / "train.tsv"), "--valid", str(work / "eval.tsv"), "--model", MODEL, "--out",
             str(out), "--epochs", str(a.epochs), "--batch-size", str(BATCH), "--lr", str(a.lr), "--max-length",
             str(a.max_length), "--seed", str(SEED), "--device", a.device, "--pooling", a.pooling, "--quiet",
-            *METHODS[a.child][0]]
+            *METHODS[a.child][0], *a.flags.split()]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     err, start = io.StringIO(), time.perf_counter()
     with contextlib.redirect_stderr(err):
@@ -109,7 +111,7 @@ def table(runs: dict) -> None:
     best = {}
     for r in runs.values():
         saved_mb = r["saved_bytes"] / 2**20
-        method = (r["method"], r.get("pooling", "pooler"))
+        method = (r["method"] + (" " + r["flags"] if r.get("flags") else ""), r.get("pooling", "pooler"))
         print(f"{method[0]:<9} {method[1]:<7} {r['lr']:>7.0e} {r['accuracy']:>8.4f} {r['trainable']:>11,} "
               f"{r['trainable_pct']:>7.3f} {r['wall_s']:>7.1f} {r['peak_rss_mb']:>8.1f} {saved_mb:>9.2f}")
         if method not in best or r["accuracy"] > best[method]["accuracy"]:
@@ -131,6 +133,7 @@ def main(argv=None) -> None:
     p.add_argument("--lrs", default="", help="per method, e.g. full=1e-4/2e-4,lora-qv=1e-3 (default: the sweeps)")
     p.add_argument("--pooling", choices=["pooler", "cls", "mean"], default="pooler", help="minift --pooling, for "
                    "every method (pooler: the pretrained pooler, frozen under --freeze encoder and LoRA)")
+    p.add_argument("--flags", default="", help="more minift flags for every run, e.g. \"--lora-dropout 0\"")
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each run")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lora_sst2.json"))
@@ -150,8 +153,9 @@ def main(argv=None) -> None:
     import torch  # for the record only; the runs import it themselves
     setup = {"model": MODEL, "rows": [n_train, n_eval], "epochs": a.epochs, "batch_size": BATCH,
              "max_length": a.max_length, "pooling": a.pooling, "split_seed": SEED, "train_seed": SEED,
-             "threads": a.threads, "device": a.device, "torch": torch.__version__, "cpus": os.cpu_count(),
-             "command": "python benchmarks/lora_sst2.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+             "flags": a.flags, "threads": a.threads, "device": a.device, "torch": torch.__version__,
+             "cpus": os.cpu_count(),
+             "command": "python benchmarks/lora_sst2.py " + shlex.join(sys.argv[1:] if argv is None else argv)}
     out, record = Path(a.out), {"runs": {}}
     with tempfile.TemporaryDirectory(prefix="minift-lora-sst2-") as work:
         write_tsv(Path(work) / "train.tsv", train_rows, pair=False)
@@ -161,17 +165,17 @@ def main(argv=None) -> None:
                 print(f"== {method}, lr {lr:g}: {n_train} train / {n_eval} held out, {a.epochs} epoch(s)", flush=True)
                 cmd = [sys.executable, __file__, "--child", method, "--lr", str(lr), "--workdir", work, "--epochs",
                        str(a.epochs), "--max-length", str(a.max_length), "--device", a.device, "--pooling",
-                       a.pooling] + \
-                    (["--threads", str(a.threads)] if a.threads else [])
+                       a.pooling, "--flags=" + a.flags] + (["--threads", str(a.threads)] if a.threads else [])
                 proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
                 if proc.returncode:
                     raise SystemExit(f"{method} at lr {lr:g} failed (exit {proc.returncode})")
                 run = json.loads(proc.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
-                run.update(method=method, lr=lr, pooling=a.pooling, command=setup["command"],
+                run.update(method=method, lr=lr, pooling=a.pooling, flags=a.flags, command=setup["command"],
                            finished=time.strftime("%Y-%m-%d %H:%M"))
                 print(f"   accuracy {run['accuracy']:.4f}, {run['trainable']:,} trainable, wall {run['wall_s']} s, "
                       f"peak {run['peak_rss_mb']} MB", flush=True)
-                key = f"{method}/lr{lr:g}" + ("" if a.pooling == "pooler" else f"/{a.pooling}")
+                key = f"{method}/lr{lr:g}" + ("" if a.pooling == "pooler" else f"/{a.pooling}") + \
+                    "".join("/" + f.lstrip("-") for f in a.flags.split())
                 record = save_run(out, key, run, setup)
     table(record["runs"])
 
