@@ -37,7 +37,10 @@ def recipes_table() -> str:
     rows += [[kind, *(str(v) for v in asdict(TASKS[kind].recipe_of(kind)).values())] for kind in sorted(TASKS)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
-    return "the task's recipe (the defaults of the flags that say so; lr-head None: --lr):\n" + table
+    r = lora.RECIPE
+    return ("the task's recipe (the defaults of the flags that say so; lr-head None: --lr):\n" + table +
+            f"\nunder --lora R: --lr {r['lr']:g}, --lr-head {r['lr_head']:g}, --lora-alpha {r['alpha_per_rank']:g}R, "
+            f"--lora-dropout {r['dropout']:g} (minift/lora.py RECIPE)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -125,8 +128,10 @@ def add_lora_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("LoRA (Hu et al. 2021): W' = W + (alpha/r) B A, W frozen")
     g.add_argument("--lora", type=int, default=0, metavar="R", help="train rank-R adapters instead of the encoder "
                    "(the head trains; --freeze layers:I-J keeps those layers' adapters frozen); 0: off")
-    g.add_argument("--lora-alpha", type=float, help="alpha of the scale alpha/r; None: 2R")
-    g.add_argument("--lora-dropout", type=float, default=0.1, help="dropout on the adapters' input")
+    r = lora.RECIPE
+    g.add_argument("--lora-alpha", type=float, help=f"alpha of the scale alpha/r; None: {r['alpha_per_rank']:g}R "
+                   f"(and under --lora, --lr and --lr-head left out are {r['lr']:g} and {r['lr_head']:g})")
+    g.add_argument("--lora-dropout", type=float, default=lora.RECIPE["dropout"], help="dropout on the adapters' input")
     g.add_argument("--lora-targets", default=",".join(lora.DEFAULT_TARGETS),
                    help=f"the layers to adapt in every encoder layer, comma-separated: {', '.join(lora.TARGETS)}; "
                         "or all")
@@ -184,8 +189,8 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=float, metavar="ε", default=0.0,
                    help="classification: ε of label smoothing")
     g.add_argument("--tune-thresholds", action=argparse.BooleanOptionalAction, help="multilabel: per-label "
-                   "probability thresholds that maximise each label's F1 on the validation set; saved, used by evaluate "
-                   "and predict (" + RECIPE + "; --no-tune-thresholds keeps 0.5)")
+                   "probability thresholds that maximise each label's F1 on the validation set; saved, used by "
+                   "evaluate and predict (" + RECIPE + "; --no-tune-thresholds keeps 0.5)")
     g = p.add_argument_group("optimizer")
     g.add_argument("--optimizer", choices=sorted(optim.OPTIMIZERS), default="adamw",
                    help="adamw: decoupled --weight-decay; adam: --weight-decay is coupled L2 (added to the "
@@ -249,6 +254,10 @@ def resolve_defaults(args) -> dict:
         source[name] = "flag" if getattr(args, name) is not None else "recipe"
         if source[name] == "recipe":
             setattr(args, name, value)
+    if getattr(args, "lora", 0):  # the task's rates are for full fine-tuning; adapters take LoRA's (lora.RECIPE)
+        for name in ("lr", "lr_head"):
+            if source[name] == "recipe":
+                setattr(args, name, lora.RECIPE[name])
     args.settings_source = source
     args.max_length_is_default = source["max_length"] == "recipe"  # may be lowered to fit (train.check_length)
     return source
@@ -267,7 +276,8 @@ def settings_line(args) -> str:
     for name, value in settings(args).items():
         where = source.get(name) or ("default" if value == defaults.get_default(name) else "flag")
         parts[where].append(f"{name}={value}")
-    return (f"settings: from the {args.task} recipe: {' '.join(parts['recipe']) or '-'} | from flags: "
+    recipe = f"the {args.task} recipe" + (" with LoRA's rates" if getattr(args, "lora", 0) else "")
+    return (f"settings: from {recipe}: {' '.join(parts['recipe']) or '-'} | from flags: "
             f"{' '.join(parts['flag']) or '-'} | defaults: {' '.join(parts['default']) or '-'}")
 
 
@@ -314,7 +324,7 @@ def check_args(args) -> None:
 
 
 def check_lora(args) -> None:
-    """The LoRA flags, and what they cannot go with; fills in --lora-alpha's default, 2R."""
+    """The LoRA flags, and what they cannot go with; fills in --lora-alpha's default (lora.RECIPE)."""
     if not args.lora:
         if args.save_adapter:
             raise cli.UsageError("--save-adapter writes LoRA adapters: it needs --lora R")
@@ -323,7 +333,7 @@ def check_lora(args) -> None:
         raise cli.UsageError(f"--lora {args.lora} --lora-dropout {args.lora_dropout}: the rank must be at least 1 "
                              "(0: no LoRA), the dropout in [0, 1)")
     if args.lora_alpha is None:
-        args.lora_alpha = 2.0 * args.lora
+        args.lora_alpha = lora.RECIPE["alpha_per_rank"] * args.lora
     if args.gradual_unfreeze:
         raise cli.UsageError("--gradual-unfreeze unfreezes pretrained layers, which --lora keeps frozen: use one")
     if args.save_adapter and not TASKS[args.task].peft_task_type:

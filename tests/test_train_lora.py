@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from minift import atomic, cli, evaluate, predict, train
+from minift import atomic, cli, evaluate, lora, predict, train
 from minift.tasks import ADAPTER_FOLDER
 from tests.test_train_cli import WORDS, files, read_log, run_train  # noqa: F401 (files is a fixture)
 from tests.test_train_faults import argv, on_loss_call, same_tensors
@@ -66,8 +66,8 @@ def test_lora_trains_adapters_and_head_and_saves_a_plain_merged_checkpoint(files
     for name, t in base.items():
         assert torch.equal(saved["bert." + name], t) != (name in adapted), name
     meta = json.loads((out / "minift.json").read_text())
-    assert meta["lora"] == {"r": R, "alpha": 2.0 * R, "dropout": 0.1, "targets": ["query", "value"],
-                            "adapter_of": files["model"]}
+    assert meta["lora"] == {"r": R, "alpha": lora.RECIPE["alpha_per_rank"] * R, "dropout": lora.RECIPE["dropout"],
+                            "targets": ["query", "value"], "adapter_of": files["model"]}
     assert json.loads((out / ADAPTER_FOLDER / "minift.json").read_text()) == meta
     assert sorted(p.name for p in (out / ADAPTER_FOLDER).iterdir()) == [
         "README.md", "adapter_config.json", "adapter_model.safetensors", "minift.json"]  # README: as PEFT writes

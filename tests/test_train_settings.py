@@ -5,7 +5,7 @@ from dataclasses import asdict, fields
 
 import pytest
 
-from minift import optim, train, train_flags
+from minift import lora, optim, train, train_flags
 from minift.encoder import Encoder
 from minift.tasks import TASKS, Recipe
 from minift.tasks.qa import QAModel
@@ -139,3 +139,23 @@ def test_multilabel_recipe_tunes_thresholds_unless_told_not_to():
         args = parse("--task", kind)
         train_flags.resolve_defaults(args)
         assert args.tune_thresholds is False
+
+
+@pytest.mark.parametrize("task", ["classification", "multilabel", "ner"])
+def test_lora_takes_its_own_rates_unless_given(task):
+    """Under --lora the rates the user leaves out are LoRA's (lora.RECIPE), not the task's full fine-tuning ones
+    (at those, --lora stayed near chance); a rate or alpha the user gives is kept, and without --lora nothing moves."""
+    def resolved(*flags):
+        args = train_flags.parser().parse_args(["--train", "x.csv", "--task", task, *flags])
+        train_flags.resolve_defaults(args)
+        train_flags.check_lora(args)
+        return args
+
+    plain, adapted = resolved(), resolved("--lora", "8")
+    assert plain.lr == TASKS[task].recipe_of(task).lr and plain.lr_head == TASKS[task].recipe_of(task).lr_head
+    assert (adapted.lr, adapted.lr_head) == (lora.RECIPE["lr"], lora.RECIPE["lr_head"])
+    assert adapted.lora_alpha == 8 * lora.RECIPE["alpha_per_rank"] and adapted.lora_dropout == lora.RECIPE["dropout"]
+    assert adapted.settings_source["lr"] == "recipe" and "with LoRA's rates" in train_flags.settings_line(adapted)
+    given = resolved("--lora", "4", "--lr", "3e-5", "--lr-head", "7e-3", "--lora-alpha", "8", "--lora-dropout", "0.2")
+    assert (given.lr, given.lr_head, given.lora_alpha, given.lora_dropout) == (3e-5, 7e-3, 8, 0.2)
+    assert resolved("--lora", "4", "--lr", "3e-5").lr_head == lora.RECIPE["lr_head"]
