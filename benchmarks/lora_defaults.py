@@ -11,9 +11,10 @@ minift's CLI entry point once per configuration, seed 42, and reports the valida
     full        no LoRA: full fine-tuning at the task's recipe
 
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/lora_defaults.py \
-        [--targets all] [--out benchmarks/results/lora_defaults_cpu.json]
+        [--targets all] [--data reviews,tagging,qa,generation] [--out benchmarks/results/lora_defaults_cpu.json]
 
-About 15 s a run on 2 CPU cores. No ../shared data needed: the model comes from the Hub cache.
+15-70 s a run on 2 CPU cores. No ../shared data needed: the model comes from the Hub cache. Runs are merged into
+--out (a run of the same data and configuration replaces the old one).
 """
 from __future__ import annotations
 
@@ -33,13 +34,20 @@ sys.path.insert(0, str(ROOT))  # minift from this checkout
 
 BUNDLED = ROOT / "minift" / "bundled"
 DATA = {"reviews": ["--train", str(BUNDLED / "sentiment.csv")],
-        "tagging": ["--task", "ner", "--train", str(BUNDLED / "tagging.conll")]}
-CONFIGS = {"recipe": ["--lora", "8"],
-           "task rates": ["--lora", "8", "--lora-alpha", "16", "--lora-dropout", "0.1", "--lr", "1e-4", "--lr-head",
-                          "1e-4"],
-           "old + 1e-3": ["--lora", "8", "--lora-alpha", "16", "--lora-dropout", "0.1", "--lr", "1e-3", "--lr-head",
-                          "1e-3"],
-           "full": []}
+        "tagging": ["--task", "ner", "--train", str(BUNDLED / "tagging.conll")],
+        "qa": ["--task", "qa", "--train", str(BUNDLED / "qa.json")],
+        "generation": ["--task", "seq2seq", "--train", str(BUNDLED / "generation.csv")]}
+OLD = ["--lora", "8", "--lora-alpha", "16", "--lora-dropout", "0.1"]  # minift's LoRA defaults before 2026-12-03
+
+
+def configs(task: str) -> dict[str, list[str]]:
+    """The four runs of one dataset; "task rates" are the task recipe's lr and head rate, spelled out."""
+    from minift.tasks import TASKS
+
+    recipe = TASKS[task].recipe_of(task)
+    head = recipe.lr_head or recipe.lr
+    return {"recipe": ["--lora", "8"], "task rates": [*OLD, "--lr", f"{recipe.lr:g}", "--lr-head", f"{head:g}"],
+            "old + 1e-3": [*OLD, "--lr", "1e-3", "--lr-head", "1e-3"], "full": []}
 
 
 def run(argv: list[str]) -> tuple[float, str]:
@@ -56,21 +64,26 @@ def run(argv: list[str]) -> tuple[float, str]:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--targets", default="all", help="--lora-targets for the LoRA runs")
+    p.add_argument("--data", default=",".join(DATA), help="comma-separated: " + ", ".join(DATA))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lora_defaults_cpu.json"))
     a = p.parse_args(argv)
-    record = {"command": "python benchmarks/lora_defaults.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M"), "runs": {}}
-    for data, flags in DATA.items():
-        for name, extra in CONFIGS.items():
+    command = "python benchmarks/lora_defaults.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    out = Path(a.out)
+    record = json.loads(out.read_text()) if out.is_file() else {"cpus": os.cpu_count(), "runs": {}}
+    for data in a.data.split(","):
+        flags = DATA[data]
+        task = flags[flags.index("--task") + 1] if "--task" in flags else "classification"
+        for name, extra in configs(task).items():
             targets = ["--lora-targets", a.targets] if extra else []
             with tempfile.TemporaryDirectory(prefix="minift-lora-defaults-") as work:
                 argv_run = [*flags, "--out", str(Path(work) / "run"), "--seed", "42", "--quiet", *extra, *targets]
                 start = time.perf_counter()
                 score, line = run(argv_run)
-            record["runs"][f"{data}/{name}"] = {"score": score, "line": line, "argv": argv_run,
+            record["runs"][f"{data}/{name}"] = {"score": score, "line": line, "argv": argv_run, "command": command,
+                                                "when": time.strftime("%Y-%m-%d %H:%M"),
                                                 "wall_s": round(time.perf_counter() - start, 1)}
             print(f"{data:<8} {name:<11} {score:.4f}   {line}", flush=True)
-    Path(a.out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+            out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
