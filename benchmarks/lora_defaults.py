@@ -21,22 +21,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from sentence_tasks import ROOT, save_run
+
 sys.path.insert(0, str(ROOT))  # minift from this checkout
 
 BUNDLED = ROOT / "minift" / "bundled"
-DATA = {"reviews": ["--train", str(BUNDLED / "sentiment.csv")],
-        "tagging": ["--task", "ner", "--train", str(BUNDLED / "tagging.conll")],
-        "qa": ["--task", "qa", "--train", str(BUNDLED / "qa.json")],
-        "generation": ["--task", "seq2seq", "--train", str(BUNDLED / "generation.csv")]}
+DATA = {"reviews": ("classification", "sentiment.csv"), "tagging": ("ner", "tagging.conll"),  # name: (task, file)
+        "qa": ("qa", "qa.json"), "generation": ("seq2seq", "generation.csv")}
 OLD = ["--lora", "8", "--lora-alpha", "16", "--lora-dropout", "0.1"]  # minift's LoRA defaults before 2026-12-03
 
 
@@ -50,15 +47,16 @@ def configs(task: str) -> dict[str, list[str]]:
             "old + 1e-3": [*OLD, "--lr", "1e-3", "--lr-head", "1e-3"], "full": []}
 
 
-def run(argv: list[str]) -> tuple[float, str]:
-    """One training run in this process: (the best validation score, the line that says it)."""
+def run(task: str, argv: list[str]) -> tuple[float, str]:
+    """One training run in this process: (the best model's validation score, the line that says it)."""
+    from minift.tasks import TASKS
     from minift.train import parser, train
 
     said = io.StringIO()
     with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
-        train(parser().parse_args(argv))
+        results = train(parser().parse_args(argv))
     line = next(s for s in said.getvalue().splitlines() if s.startswith("validation "))
-    return float(re.search(r": ([\d.]+)", line).group(1)), line
+    return results["valid"][TASKS[task].main_metric_of(task)], line
 
 
 def main(argv=None) -> None:
@@ -68,22 +66,20 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lora_defaults_cpu.json"))
     a = p.parse_args(argv)
     command = "python benchmarks/lora_defaults.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    out = Path(a.out)
-    record = json.loads(out.read_text()) if out.is_file() else {"cpus": os.cpu_count(), "runs": {}}
     for data in a.data.split(","):
-        flags = DATA[data]
-        task = flags[flags.index("--task") + 1] if "--task" in flags else "classification"
+        task, file = DATA[data]
+        flags = ["--task", task, "--train", str(BUNDLED / file)]
         for name, extra in configs(task).items():
             targets = ["--lora-targets", a.targets] if extra else []
             with tempfile.TemporaryDirectory(prefix="minift-lora-defaults-") as work:
                 argv_run = [*flags, "--out", str(Path(work) / "run"), "--seed", "42", "--quiet", *extra, *targets]
                 start = time.perf_counter()
-                score, line = run(argv_run)
-            record["runs"][f"{data}/{name}"] = {"score": score, "line": line, "argv": argv_run, "command": command,
-                                                "when": time.strftime("%Y-%m-%d %H:%M"),
-                                                "wall_s": round(time.perf_counter() - start, 1)}
+                score, line = run(task, argv_run)
+            save_run(Path(a.out), f"{data}/{name}", {
+                "score": score, "line": line, "argv": argv_run, "command": command,
+                "when": time.strftime("%Y-%m-%d %H:%M"), "wall_s": round(time.perf_counter() - start, 1)},
+                {"cpus": os.cpu_count()})
             print(f"{data:<8} {name:<11} {score:.4f}   {line}", flush=True)
-            out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

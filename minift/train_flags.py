@@ -131,7 +131,7 @@ def add_lora_flags(p: argparse.ArgumentParser) -> None:
     r = lora.RECIPE
     g.add_argument("--lora-alpha", type=float, help=f"alpha of the scale alpha/r; None: {r['alpha_per_rank']:g}R "
                    f"(and under --lora, --lr and --lr-head left out are {r['lr']:g} and {r['lr_head']:g})")
-    g.add_argument("--lora-dropout", type=float, default=lora.RECIPE["dropout"], help="dropout on the adapters' input")
+    g.add_argument("--lora-dropout", type=float, default=r["dropout"], help="dropout on the adapters' input")
     g.add_argument("--lora-targets", default=",".join(lora.DEFAULT_TARGETS),
                    help=f"the layers to adapt in every encoder layer, comma-separated: {', '.join(lora.TARGETS)}; "
                         "or all")
