@@ -16,8 +16,8 @@ import torch
 
 from minift import atomic, augment, cli, losses, optim
 from minift.data import Example
-from minift.splits import stratified_folds, stratified_split
 from minift.metrics import expected_calibration_error, fit_temperature, nll
+from minift.splits import stratified_folds, stratified_split
 from minift.tasks import TASKS
 
 

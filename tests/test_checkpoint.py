@@ -355,6 +355,7 @@ def test_real_minilm_pairs_match_transformers(real_models):
 def test_minift_source_never_unpickles_nor_runs_remote_code():
     """SECURITY.md's promise: no torch.load, no pickle, no trust_remote_code anywhere in the library."""
     import re
+
     import minift
     forbidden = re.compile(r"\btorch\.load\(|^\s*import pickle|\bpickle\.loads?\(|trust_remote_code\s*=", re.M)
     for path in Path(minift.__file__).parent.rglob("*.py"):

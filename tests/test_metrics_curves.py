@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import StratifiedKFold
 
-from minift.splits import stratified_folds
 from minift.metrics import best_threshold, best_thresholds, precision_recall_curve, roc_curve
+from minift.splits import stratified_folds
 
 # Scores with many ties (a few levels), 0 and 1 included, and the occasional tiny gap between two values.
 LEVELS = [0.0, 1e-12, 0.1, 0.25, 0.5, 0.5 + 1e-9, 0.75, 0.9, 1.0]

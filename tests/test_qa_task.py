@@ -1,7 +1,7 @@
 """QA task: SQuAD reading, answer tokens from offsets (checked on real SQuAD), post-processing, the CLI end to end."""
 import json
-import re
 import random
+import re
 from types import SimpleNamespace
 
 import pytest

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from minift import evaluate, predict, train
 from minift.data import DataError, LabelMap
-from minift.tasks.tagging import (Sentence, TaggerModel, TaggingTask, inside_tag, read_conll, split_words)
+from minift.tasks.tagging import Sentence, TaggerModel, TaggingTask, inside_tag, read_conll, split_words
 from minift.tokenizer import Tokenizer
 from tests.tiny import make_tiny_model
 

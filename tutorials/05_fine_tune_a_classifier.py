@@ -26,10 +26,10 @@ import torch
 
 from course import MODEL, RESULTS, arguments, load, save
 from minift import Encoder, Tokenizer, optim
-from minift.batching import random_batches, collate
+from minift.batching import collate, random_batches
 from minift.data import LabelMap, encode_labels, read_table
-from minift.splits import stratified_split
 from minift.losses import cross_entropy
+from minift.splits import stratified_split
 from minift.tasks.sentence import SentenceModel
 
 ap = arguments(__doc__)

@@ -34,8 +34,8 @@ from course import MODEL, RESULTS, arguments, load, save
 from minift import Encoder, Tokenizer, optim
 from minift.batching import collate, random_batches
 from minift.data import LabelMap, encode_labels, read_table
-from minift.splits import stratified_split
 from minift.losses import cross_entropy
+from minift.splits import stratified_split
 from minift.tasks import TASKS
 from minift.tasks.sentence import SentenceModel
 

@@ -40,9 +40,9 @@ from course import MODEL, RESULTS, ROOT, arguments, load, save
 from minift import Encoder, Tokenizer, optim
 from minift.batching import random_batches
 from minift.data import LabelMap, encode_labels, read_table
-from minift.splits import stratified_split
 from minift.heads import pool
 from minift.losses import cross_entropy
+from minift.splits import stratified_split
 
 args = arguments(__doc__).parse_args()
 torch.manual_seed(0)

@@ -36,10 +36,10 @@ from course import MODEL, RESULTS, arguments, load, save
 from minift import Encoder, Tokenizer, optim
 from minift.batching import collate, random_batches
 from minift.data import LabelMap, encode_labels, read_table
-from minift.splits import stratified_split
 from minift.freeze import apply_freeze, count_parameters, gradual_unfreeze
 from minift.lora import apply_lora, lora_modules, merge_lora
 from minift.losses import cross_entropy
+from minift.splits import stratified_split
 from minift.tasks.sentence import SentenceModel
 
 args = arguments(__doc__).parse_args()

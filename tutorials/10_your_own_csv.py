@@ -49,9 +49,9 @@ import torch
 from course import RESULTS, arguments, load, save
 from minift import cli, evaluate, predict, recipes, train, train_flags
 from minift.data import LabelMap, read_table
-from minift.splits import stratified_split
 from minift.metrics import (classification_report, confusion_matrix, expected_calibration_error, fit_temperature,
                             nll, reliability_bins)
+from minift.splits import stratified_split
 
 args = arguments(__doc__).parse_args()
 folder = tempfile.TemporaryDirectory(prefix="minift-lesson10-")  # removed when the lesson ends

@@ -46,8 +46,8 @@ from course import MODEL, arguments, load, save
 from minift import Encoder, Tokenizer, losses, optim
 from minift.batching import balanced_class_weights, oversampled_indices, undersampled_indices
 from minift.data import LabelMap, encode_labels, read_table
-from minift.splits import stratified_split
 from minift.metrics import confusion_matrix, f1, recall
+from minift.splits import stratified_split
 
 args = arguments(__doc__).parse_args()
 tokenizer, encoder = Tokenizer.from_pretrained(MODEL), Encoder.from_pretrained(MODEL).eval()

@@ -14,9 +14,9 @@ import torch
 from minift import Encoder, Tokenizer, losses, optim
 from minift.batching import balanced_class_weights
 from minift.data import LabelMap, encode_labels, read_table
-from minift.splits import stratified_split
 from minift.heads import pool
 from minift.metrics import precision, recall
+from minift.splits import stratified_split
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
