@@ -46,7 +46,8 @@ from minift.splits import check_training_rows
 from minift.step import Update, update
 from minift.tasks import TASKS, Task
 from minift.tokenizer import Tokenizer
-from minift.train_flags import check_args, parser, settings, settings_line
+from minift.train_checks import check_args
+from minift.train_flags import parser, settings, settings_line
 
 
 @dataclass

@@ -5,7 +5,7 @@ from dataclasses import asdict, fields
 
 import pytest
 
-from minift import lora, optim, train, train_flags
+from minift import lora, optim, train, train_checks, train_flags
 from minift.encoder import Encoder
 from minift.tasks import TASKS, Recipe
 from minift.tasks.qa import QAModel
@@ -47,7 +47,7 @@ def test_resolve_defaults_takes_the_recipe_for_what_the_user_left_out(kind):
     assert (args.lr, args.epochs, args.max_length) == (3e-5, recipe.epochs, 40)
     assert {n for n, s in source.items() if s == "flag"} == {"lr", "epochs", "max_length"}
     assert args.batch_size == recipe.batch_size and not args.max_length_is_default
-    train_flags.check_args(args)  # every recipe passes the flag checks
+    train_checks.check_args(args)  # every recipe passes the flag checks
 
 
 def test_recipes_differ_where_the_measurements_say():
@@ -63,7 +63,7 @@ def test_lr_head_must_be_positive(files, tmp_path):  # noqa: F811
     args = parse("--train", files["sentiment"], "--model", files["model"], "--lr-head", "0", "--out",
                  str(tmp_path))
     with pytest.raises(train.cli.UsageError, match="--lr-head"):
-        train_flags.check_args(args)
+        train_checks.check_args(args)
 
 
 MODELS = {"sentence": lambda e: SentenceModel(e, 3), "tagging": lambda e: TaggerModel(e, 3), "qa": QAModel,
@@ -148,7 +148,7 @@ def test_lora_takes_its_own_rates_unless_given(task):
     def resolved(*flags):
         args = train_flags.parser().parse_args(["--train", "x.csv", "--task", task, *flags])
         train_flags.resolve_defaults(args)
-        train_flags.check_lora(args)
+        train_checks.check_lora(args)
         return args
 
     plain, adapted = resolved(), resolved("--lora", "8")
