@@ -30,8 +30,8 @@ NAMES = ("model.safetensors", "optimizer.safetensors", "rng.safetensors")
 def argv(files, out, *extra):  # noqa: F811
     """5 updates; a checkpoint after each, an evaluation (and a model save when the score improves) too."""
     return ["--task", "regression", "--train", files["scores"], "--text-col", "a", "--text-pair-col", "b",
-            "--label-col", "score", "--model", files["model"], "--out", str(out), "--batch-size", "8", "--lr", "1e-3",
-            "--seed", "7", "--quiet", "--max-steps", "5", "--save-every", "1", "--eval-every", "1",
+            "--label-col", "score", "--model", files["model"], "--out", str(out), "--batch-size", "8", "--lr", "3e-3",
+            "--seed", "8", "--quiet", "--max-steps", "5", "--save-every", "1", "--eval-every", "1",
             "--keep-checkpoints", "10", *extra]
 
 

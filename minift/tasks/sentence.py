@@ -86,6 +86,7 @@ class SentenceTask(Task):
         self.label_delimiter, self.balanced, self.oversample = label_delimiter, balanced, oversample
         self.main_metric = self.main_metric_of(kind)
         self.class_weights: torch.Tensor | None = None  # (C,), fitted by fit_loss when `balanced`
+        self.target_mean: float | None = None  # regression: the mean training target, fitted by fit_loss
         self.undersample, self.loss_name, self.focal_gamma = undersample, loss, focal_gamma
         self.label_smoothing, self.tune_thresholds = label_smoothing, tune_thresholds
         self.temperature, self.thresholds = temperature, thresholds  # fitted on validation rows, or None
@@ -144,7 +145,10 @@ class SentenceTask(Task):
         return features
 
     def fit_loss(self, features) -> None:
-        """With `balanced`: the class weights n / (C · n_c) of the training features."""
+        """With `balanced`: the class weights n / (C · n_c) of the training features. Regression: the mean target
+        ȳ = Σ y_i / n, where a fresh head starts (`build_model`)."""
+        if self.kind == "regression" and features:
+            self.target_mean = float(torch.tensor([f["labels"] for f in features], dtype=torch.float64).mean())
         if self.balanced:
             counts = [int(f["labels"]) for f in features]
             self.class_weights = balanced_class_weights(counts, len(self.labels)).float()
@@ -164,9 +168,14 @@ class SentenceTask(Task):
         return 1 if self.kind == "regression" else len(self.labels)
 
     def build_model(self, encoder) -> SentenceModel:
-        """A fresh head on the encoder, or the saved head when the encoder's checkpoint carries one."""
+        """A fresh head on the encoder, or the saved head when the encoder's checkpoint carries one. A fresh
+        regression head's bias starts at the mean training target ȳ ("init well", Karpathy 2019): with a zero bias
+        every first prediction is about ȳ off, and the first updates go to closing that gap instead of telling
+        the texts apart (on STS-B it decided whether LoRA learnt anything: benchmarks/README.md)."""
         model = SentenceModel(encoder, self.num_outputs, self.pooling)
-        model.head.load_saved(encoder.head_tensors)
+        if self.kind == "regression" and self.target_mean is not None:
+            nn.init.constant_(model.head.out.bias, self.target_mean)
+        model.head.load_saved(encoder.head_tensors)  # a saved head replaces the fresh one
         return model
 
     def loss(self, model, batch) -> tuple[torch.Tensor, float]:
