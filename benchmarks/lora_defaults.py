@@ -1,9 +1,11 @@
 """Do LoRA's defaults work? `--lora 8` with no other flag, against the task recipe's rates and the old defaults.
 
 minift/lora.py's RECIPE sets --lr, --lr-head, --lora-alpha and --lora-dropout under --lora when the user leaves
-them out. This trains the bundled data (the README's first command's reviews, and lesson 13's tagging set) through
-minift's CLI entry point once per configuration, seed 42, and reports the validation score of the best epoch
-(each run holds out minift's own validation split of the file):
+them out. This trains the bundled data (the README's first command's reviews, lesson 13's tagging set, the QA and
+generation sets) through minift's CLI entry point once per configuration, seed 42, and reports the validation score
+of the best epoch (each run holds out minift's own validation split of the file). Regression and multi-label have
+no bundled set: `stsb` (STS-B, 2,000 pairs to train, the next 500 held out) and `goemotions` (GoEmotions, 4,000 /
+1,000) read ../shared/data, split as benchmarks/sentence_tasks.py splits them, and are scored on the held-out rows:
 
     recipe      --lora 8 and nothing else: LoRA's recipe
     task rates  the task recipe's --lr and head rate with the old alpha 2R and dropout 0.1 (the old no-flag run)
@@ -11,10 +13,11 @@ minift's CLI entry point once per configuration, seed 42, and reports the valida
     full        no LoRA: full fine-tuning at the task's recipe
 
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/lora_defaults.py \
-        [--targets all] [--data reviews,tagging,qa,generation] [--out benchmarks/results/lora_defaults_cpu.json]
+        [--targets all] [--data reviews,tagging,qa,generation,stsb,goemotions] \
+        [--out benchmarks/results/lora_defaults_cpu.json]
 
-15-70 s a run on 2 CPU cores. No ../shared data needed: the model comes from the Hub cache. Runs are merged into
---out (a run of the same data and configuration replaces the old one).
+15-70 s a run on 2 CPU cores for the bundled sets (the model comes from the Hub cache), 1-4 min for STS-B and
+GoEmotions. Runs are merged into --out (a run of the same data and configuration replaces the old one).
 """
 from __future__ import annotations
 
@@ -27,13 +30,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from sentence_tasks import ROOT, save_run
+from sentence_tasks import READERS, ROOT, restrict_multilabel, save_run, split, write_tsv
 
 sys.path.insert(0, str(ROOT))  # minift from this checkout
 
 BUNDLED = ROOT / "minift" / "bundled"
 DATA = {"reviews": ("classification", "sentiment.csv"), "tagging": ("ner", "tagging.conll"),  # name: (task, file)
-        "qa": ("qa", "qa.json"), "generation": ("seq2seq", "generation.csv")}
+        "qa": ("qa", "qa.json"), "generation": ("seq2seq", "generation.csv"),
+        "stsb": ("regression", "../shared/data/stsb"), "goemotions": ("multilabel", "../shared/data/goemotions")}
+SHARED_ROWS = {"stsb": (2000, 500), "goemotions": (4000, 1000)}  # train / held-out rows of the ../shared sets
 OLD = ["--lora", "8", "--lora-alpha", "16", "--lora-dropout", "0.1"]  # minift's LoRA defaults before 2026-12-03
 
 
@@ -45,6 +50,21 @@ def configs(task: str) -> dict[str, list[str]]:
     head = recipe.lr_head or recipe.lr
     return {"recipe": ["--lora", "8"], "task rates": [*OLD, "--lr", f"{recipe.lr:g}", "--lr-head", f"{head:g}"],
             "old + 1e-3": [*OLD, "--lr", "1e-3", "--lr-head", "1e-3"], "full": []}
+
+
+def data_flags(data: str, work: Path) -> list[str]:
+    """The flags that give a run its data: a bundled file (minift splits off validation), or a ../shared set's
+    seeded train / held-out split written to `work` as TSV."""
+    task, file = DATA[data]
+    if data not in SHARED_ROWS:
+        return ["--task", task, "--train", str(BUNDLED / file)]
+    train_rows, held = split(READERS[data](), *SHARED_ROWS[data])
+    held = restrict_multilabel(train_rows, held) if task == "multilabel" else held
+    pair = task == "regression"
+    for name, rows in (("train", train_rows), ("valid", held)):
+        write_tsv(work / f"{name}.tsv", rows, pair)
+    return ["--task", task, "--train", str(work / "train.tsv"), "--valid", str(work / "valid.tsv"),
+            *(["--text-pair-col", "text_pair"] if pair else [])]
 
 
 def run(task: str, argv: list[str]) -> tuple[float, str]:
@@ -67,12 +87,12 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     command = "python benchmarks/lora_defaults.py " + " ".join(sys.argv[1:] if argv is None else argv)
     for data in a.data.split(","):
-        task, file = DATA[data]
-        flags = ["--task", task, "--train", str(BUNDLED / file)]
+        task = DATA[data][0]
         for name, extra in configs(task).items():
             targets = ["--lora-targets", a.targets] if extra else []
             with tempfile.TemporaryDirectory(prefix="minift-lora-defaults-") as work:
-                argv_run = [*flags, "--out", str(Path(work) / "run"), "--seed", "42", "--quiet", *extra, *targets]
+                argv_run = [*data_flags(data, Path(work)), "--out", str(Path(work) / "run"), "--seed", "42", "--quiet",
+                            *extra, *targets]
                 start = time.perf_counter()
                 score, line = run(task, argv_run)
             save_run(Path(a.out), f"{data}/{name}", {
