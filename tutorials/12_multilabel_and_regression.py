@@ -41,8 +41,8 @@ defaults.json): Pearson 0.842, Spearman 0.809 on 749 held-out pairs. With only 6
 2 CPU cores it scored 0.253 (sentence_tasks.json, stsb/minift), until the head's bias started at the mean training
 target instead of 0: then 0.670 (stsb_mean_init_cpu.json). A zero bias puts every first prediction about 2.7 off
 (the mean similarity), and the first updates go to closing that gap; minift.train now starts a regression head at
-the mean (SentenceTask.build_model), as Karpathy's "init well" advises. The regression heads below train from a zero bias
-on frozen vectors for 50 epochs at lr 1e-2, long enough to find the mean on their own.
+the mean (SentenceTask.build_model), as Karpathy's "init well" advises. The regression heads below train from a
+zero bias on frozen vectors for 50 epochs at lr 1e-2, long enough to find the mean on their own.
 """
 import random
 import re
