@@ -13,7 +13,7 @@ no bundled set: `stsb` (STS-B, 2,000 pairs to train, the next 500 held out) and 
     full        no LoRA: full fine-tuning at the task's recipe
 
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/lora_defaults.py \
-        [--targets all] [--data reviews,tagging,qa,generation,stsb,goemotions] \
+        [--targets all] [--data reviews,tagging,qa,generation,stsb,goemotions] [--configs recipe,full] \
         [--out benchmarks/results/lora_defaults_cpu.json]
 
 15-70 s a run on 2 CPU cores for the bundled sets (the model comes from the Hub cache), 1-4 min for STS-B and
@@ -83,12 +83,15 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--targets", default="all", help="--lora-targets for the LoRA runs")
     p.add_argument("--data", default=",".join(DATA), help="comma-separated: " + ", ".join(DATA))
+    p.add_argument("--configs", default="recipe,task rates,old + 1e-3,full", help="comma-separated, of those four")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lora_defaults_cpu.json"))
     a = p.parse_args(argv)
     command = "python benchmarks/lora_defaults.py " + " ".join(sys.argv[1:] if argv is None else argv)
     for data in a.data.split(","):
         task = DATA[data][0]
         for name, extra in configs(task).items():
+            if name not in a.configs.split(","):
+                continue
             targets = ["--lora-targets", a.targets] if extra else []
             with tempfile.TemporaryDirectory(prefix="minift-lora-defaults-") as work:
                 argv_run = [*data_flags(data, Path(work)), "--out", str(Path(work) / "run"), "--seed", "42", "--quiet",

@@ -9,7 +9,7 @@ a new task family is one new module with a `Task` subclass, plus one line in `TA
                                  (sentence, tagging), the targets' truecasing table (seq2seq), nothing (qa)
     featurize(examples, source, with_labels)   examples -> token-id features, unpadded
     fit_loss(features)           learn from the training features what the loss and a fresh head need
-                                 (balanced class weights; the mean target, where a regression head starts)
+                                 (balanced class weights; where a regression or multi-label head starts)
     batches(features, batch_size, seed, epoch, shuffle, bucket)   -> padded batches: dicts of (B, T) tensors
     build_model(encoder)         encoder + the task's head (the saved head when the checkpoint has one)
     loss(model, batch)           -> (summed loss, the count it is an average over): the loop divides the sum of

@@ -86,7 +86,7 @@ class SentenceTask(Task):
         self.label_delimiter, self.balanced, self.oversample = label_delimiter, balanced, oversample
         self.main_metric = self.main_metric_of(kind)
         self.class_weights: torch.Tensor | None = None  # (C,), fitted by fit_loss when `balanced`
-        self.target_mean: float | None = None  # regression: the mean training target, fitted by fit_loss
+        self.head_bias: torch.Tensor | None = None  # (C,): where a fresh head's bias starts, fitted by fit_loss
         self.undersample, self.loss_name, self.focal_gamma = undersample, loss, focal_gamma
         self.label_smoothing, self.tune_thresholds = label_smoothing, tune_thresholds
         self.temperature, self.thresholds = temperature, thresholds  # fitted on validation rows, or None
@@ -145,10 +145,16 @@ class SentenceTask(Task):
         return features
 
     def fit_loss(self, features) -> None:
-        """With `balanced`: the class weights n / (C · n_c) of the training features. Regression: the mean target
-        ȳ = Σ y_i / n, where a fresh head starts (`build_model`)."""
+        """With `balanced`: the class weights n / (C · n_c) of the training features. And where a fresh head's bias
+        starts (`build_model`): regression at the mean target ȳ = Σ y_i / n; multi-label at each label's log odds
+        log(p_l / (1 - p_l)), p_l = (n_l + 0.5) / (n + 1) its smoothed share of the n rows, so that the first
+        sigmoid is the label's frequency (the prior start of Lin et al. 2017, §4.1)."""
         if self.kind == "regression" and features:
-            self.target_mean = float(torch.tensor([f["labels"] for f in features], dtype=torch.float64).mean())
+            self.head_bias = torch.tensor([f["labels"] for f in features], dtype=torch.float64).mean().reshape(1)
+        elif self.kind == "multilabel" and features:
+            on = torch.stack([torch.as_tensor(f["labels"], dtype=torch.float64) for f in features]).sum(0)  # (C,)
+            p = (on + 0.5) / (len(features) + 1)
+            self.head_bias = torch.log(p / (1 - p))
         if self.balanced:
             counts = [int(f["labels"]) for f in features]
             self.class_weights = balanced_class_weights(counts, len(self.labels)).float()
@@ -169,12 +175,14 @@ class SentenceTask(Task):
 
     def build_model(self, encoder) -> SentenceModel:
         """A fresh head on the encoder, or the saved head when the encoder's checkpoint carries one. A fresh
-        regression head's bias starts at the mean training target ȳ ("init well", Karpathy 2019): with a zero bias
-        every first prediction is about ȳ off, and the first updates go to closing that gap instead of telling
-        the texts apart (on STS-B it decided whether LoRA learnt anything: benchmarks/README.md)."""
+        regression or multi-label head's bias starts where the training targets lie (`fit_loss`; "init well",
+        Karpathy 2019): from a zero bias every first regression prediction is about ȳ off, and every first
+        label probability 0.5 where most labels are rare; the first updates then go to closing that gap instead
+        of telling the texts apart (under LoRA it decided whether anything was learnt: benchmarks/README.md)."""
         model = SentenceModel(encoder, self.num_outputs, self.pooling)
-        if self.kind == "regression" and self.target_mean is not None:
-            nn.init.constant_(model.head.out.bias, self.target_mean)
+        if self.head_bias is not None:
+            with torch.no_grad():
+                model.head.out.bias.copy_(self.head_bias)
         model.head.load_saved(encoder.head_tensors)  # a saved head replaces the fresh one
         return model
 
