@@ -36,13 +36,14 @@ The whole model fine-tuned, from benchmarks/results/ (not this lesson's run). Go
 4 epochs, lr 1e-4, --tune-thresholds, 2 CPU cores (recipes_goemotions_4ep_cpu.json): held-out micro-F1 0.439,
 macro-F1 0.324 on 2,000 rows (validation micro-F1 0.462). The same recipe on 1,000 rows without tuned thresholds
 scored micro-F1 0.000 on validation and test (defaults.json, goemotions-rows1000-test250): no label ever passed
-0.5. STS-B, 5,000 training pairs, 2 epochs, lr 2e-4, batch 32, on an H200 (gpu/sweep_lr2e-4.json, the recipe in
-defaults.json): Pearson 0.842, Spearman 0.809 on 749 held-out pairs. With only 640 training pairs and lr 1e-4 on
-2 CPU cores it scored 0.253 (sentence_tasks.json, stsb/minift), until the head's bias started at the mean training
-target instead of 0: then 0.670 (stsb_mean_init_cpu.json). A zero bias puts every first prediction about 2.7 off
-(the mean similarity), and the first updates go to closing that gap; minift.train now starts a regression head at
-the mean (SentenceTask.build_model), as Karpathy's "init well" advises. The regression heads below train from a
-zero bias on frozen vectors for 50 epochs at lr 1e-2, long enough to find the mean on their own.
+0.5 (the head's bias then started at 0; see step 4). STS-B, 5,000 training pairs, 2 epochs, lr 2e-4, batch 32,
+on an H200 (gpu/sweep_lr2e-4.json, the recipe in defaults.json): Pearson 0.842, Spearman 0.809 on 749 held-out
+pairs. With only 640 training pairs and lr 1e-4 on 2 CPU cores it scored 0.253 (sentence_tasks.json, stsb/minift),
+until the head's bias started at the mean training target instead of 0: then 0.670 (stsb_mean_init_cpu.json). A
+zero bias puts every first prediction about 2.7 off (the mean similarity), and the first updates go to closing that
+gap; minift.train now starts a regression head at the mean (SentenceTask.build_model), as Karpathy's "init well"
+advises. The regression heads below train from a zero bias on frozen vectors for 50 epochs at lr 1e-2, long enough
+to find the mean on their own.
 """
 import random
 import re
@@ -143,7 +144,9 @@ print("at 0.5: " + "; ".join(f"{k} micro-F1 {s['f1_micro']:.3f} macro-F1 {s['f1_
 #    row: towards the prior log(p / (1 - p)), p its frequency. The rows where the label holds do get higher
 #    scores than the rest (the AUC, how often a positive outranks a negative, is well above 0.5), but their
 #    probability stays under 0.5 until training has gathered enough evidence to overcome the prior, and with few
-#    positives and few steps it has not. The whole fine-tuned model did the same on GoEmotions (docstring).
+#    positives and few steps it has not. The whole fine-tuned model did the same on GoEmotions (docstring). So
+#    `python -m minift.train --task multilabel` starts each label's bias at that prior (SentenceTask.fit_loss); this
+#    lesson's head starts at 0 to show why.
 probs = {k: z.sigmoid() for k, z in logits.items()}
 yv, pv = Y[parts["valid"]], probs["valid"]
 never = []
