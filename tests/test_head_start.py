@@ -3,7 +3,6 @@ log odds (SentenceTask.fit_loss, build_model). Would catch: another statistic th
 midrange), the mean taken in float32 and drifting on large values, frequencies without smoothing (infinite for a
 label on every row), log odds of the wrong sign, a classification head moved too, a saved head overwritten by the
 fresh start, and weights changed along with the bias."""
-import math
 import statistics
 
 import pytest
@@ -62,11 +61,18 @@ def test_a_fresh_regression_head_starts_at_the_mean_target_and_only_its_bias_mov
 def test_a_fresh_multilabel_head_predicts_each_labels_smoothed_frequency(model_folder, rows):
     labels = LabelMap(["a", "b", "c"], multi_label=True)
     model = fitted_model(task("multilabel", model_folder, labels), model_folder, [torch.tensor(r) for r in rows])
-    bias = model.head.out.bias.double()
+    bias = model.head.out.bias.detach().double().requires_grad_()
     assert torch.isfinite(bias).all()
-    for label in range(3):
-        share = (sum(r[label] for r in rows) + 0.5) / (len(rows) + 1)  # the label's smoothed frequency
-        assert 1 / (1 + math.exp(-bias[label].item())) == pytest.approx(share, rel=1e-6)
+    # The oracle: the best constant logit under PyTorch's own BCE on the rows plus half a positive and half a
+    # negative per label (the smoothing); at the start the gradient of that loss must vanish.
+    y = torch.tensor(rows, dtype=torch.float64)  # (n, 3)
+    smoothed = torch.cat([y, torch.full((1, 3), 1.0), torch.zeros(1, 3)])  # (n + 2, 3)
+    weights = torch.cat([torch.ones(len(rows), 3), torch.full((2, 3), 0.5)]).double()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(bias.expand_as(smoothed), smoothed, weights,
+                                                                reduction="sum")
+    (grad,) = torch.autograd.grad(loss, bias)
+    assert grad.abs().max().item() < 1e-5 * (len(rows) + 1)  # float32 bias: its rounding, nothing more
+    assert torch.sign(bias.detach()).tolist() == torch.sign(y.sum(0) + 0.5 - (len(rows) + 1) / 2).tolist()
     torch.testing.assert_close(model.head.out.weight, never_fitted("multilabel", model_folder, labels).head.out.weight,
                                rtol=0, atol=0)
 
