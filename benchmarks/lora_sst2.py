@@ -21,11 +21,14 @@ sweep is optimistic by the sweep's noise).
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/lora_sst2.py \
         [--rows 20000/2000] [--epochs 1] [--max-length 128] [--methods full,probe,lora-qv,lora-all] \
         [--lrs full=1e-4/2e-4,lora-qv=1e-3] [--pooling pooler] [--flags "--lora-dropout 0"] [--threads 2] \
-        [--device cpu] [--out benchmarks/results/lora_sst2.json]
+        [--fresh 4000] [--variant loraplus:16|pissa|norms] [--device cpu] [--out benchmarks/results/lora_sst2.json]
 
 `--pooling` applies to every method: minift's default, the pretrained pooler tanh(W h[CLS]), stays frozen under
 --freeze encoder and LoRA (as in PEFT), while all-MiniLM-L6-v2 was trained for mean pooling (`--pooling mean`).
-`--flags` adds minift flags to every run (e.g. `--lora-dropout 0`) and names the runs with them.
+`--flags` adds minift flags to every run (e.g. `--lora-dropout 0`) and names the runs with them. `--fresh N` also
+scores every run (as minift's `--test`) on the N rows after the held-out ones: rows that pick nothing, so their
+accuracy is an unbiased estimate for a setting the held-out rows picked. `--variant` trains every run with one of
+lora_variants.py's LoRA variants (LoRA+, PiSSA, trained norms).
 The defaults are the issue's full size (20,000 / 2,000 rows, 1 epoch, the sweeps above). Every finished run is
 merged into --out at once (so partial results survive), and the table at the end reads the whole file.
 """
@@ -69,12 +72,17 @@ def child(a) -> None:
 
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.variant:
+        import lora_variants
+        lora_variants.use(a.variant)
     work = Path(a.workdir)
     out = work / f"{a.child}-{a.lr:g}-{a.pooling}"
     argv = ["--train", str(work / "train.tsv"), "--valid", str(work / "eval.tsv"), "--model", MODEL, "--out",
             str(out), "--epochs", str(a.epochs), "--batch-size", str(BATCH), "--lr", str(a.lr), "--max-length",
             str(a.max_length), "--seed", str(SEED), "--device", a.device, "--pooling", a.pooling, "--quiet",
             *METHODS[a.child][0], *a.flags.split()]
+    if (work / "fresh.tsv").is_file():  # --fresh: scored once at the end, never used to pick anything
+        argv += ["--test", str(work / "fresh.tsv")]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     err, start = io.StringIO(), time.perf_counter()
     with contextlib.redirect_stderr(err):
@@ -90,7 +98,8 @@ def child(a) -> None:
         "total": total, "trainable_pct": round(100 * trainable / total, 3), "wall_s": round(wall, 1),
         "train_seconds": results["train_seconds"], "peak_rss_mb": megabytes(resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss), "rss_before_train_mb": megabytes(rss_before),
-        "saved_file": str(saved.relative_to(out)), "saved_bytes": saved.stat().st_size, "argv": argv}))
+        "saved_file": str(saved.relative_to(out)), "saved_bytes": saved.stat().st_size, "argv": argv}
+        | ({"fresh_accuracy": results["test"]["accuracy"], "fresh": results["test"]} if "test" in results else {})))
 
 
 def per_method(spec: str) -> dict[str, list[float]]:
@@ -111,7 +120,8 @@ def table(runs: dict) -> None:
     best = {}
     for r in runs.values():
         saved_mb = r["saved_bytes"] / 2**20
-        method = (r["method"] + (" " + r["flags"] if r.get("flags") else ""), r.get("pooling", "pooler"))
+        method = (r["method"] + (" " + r["flags"] if r.get("flags") else "") +
+                  (" variant " + r["variant"] if r.get("variant") else ""), r.get("pooling", "pooler"))
         print(f"{method[0]:<9} {method[1]:<7} {r['lr']:>7.0e} {r['accuracy']:>8.4f} {r['trainable']:>11,} "
               f"{r['trainable_pct']:>7.3f} {r['wall_s']:>7.1f} {r['peak_rss_mb']:>8.1f} {saved_mb:>9.2f}")
         if method not in best or r["accuracy"] > best[method]["accuracy"]:
@@ -134,6 +144,9 @@ def main(argv=None) -> None:
     p.add_argument("--pooling", choices=["pooler", "cls", "mean"], default="pooler", help="minift --pooling, for "
                    "every method (pooler: the pretrained pooler, frozen under --freeze encoder and LoRA)")
     p.add_argument("--flags", default="", help="more minift flags for every run, e.g. \"--lora-dropout 0\"")
+    p.add_argument("--fresh", type=int, default=0, metavar="N", help="also score every run on the N rows after the "
+                   "held-out ones, which pick nothing (an unbiased estimate of the picked setting)")
+    p.add_argument("--variant", help="a LoRA variant for every run: loraplus:R, pissa or norms (lora_variants.py)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each run")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lora_sst2.json"))
@@ -149,33 +162,39 @@ def main(argv=None) -> None:
         raise SystemExit(f"unknown methods {unknown}; expected some of {', '.join(METHODS)}")
     lrs = {m: METHODS[m][1] for m in methods} | per_method(a.lrs)
     n_train, n_eval = (int(x) for x in a.rows.split("/"))
-    train_rows, eval_rows = split(read_sst2(), n_train, n_eval)
+    train_rows, eval_rows = split(read_sst2(), n_train, n_eval + a.fresh)  # the first n_eval as before
+    eval_rows, fresh_rows = eval_rows[:n_eval], eval_rows[n_eval:]
     import torch  # for the record only; the runs import it themselves
-    setup = {"model": MODEL, "rows": [n_train, n_eval], "epochs": a.epochs, "batch_size": BATCH,
-             "max_length": a.max_length, "pooling": a.pooling, "split_seed": SEED, "train_seed": SEED,
-             "flags": a.flags, "threads": a.threads, "device": a.device, "torch": torch.__version__,
-             "cpus": os.cpu_count(),
+    setup = {"model": MODEL, "rows": [n_train, n_eval], "fresh_rows": a.fresh, "epochs": a.epochs,
+             "batch_size": BATCH, "max_length": a.max_length, "pooling": a.pooling, "split_seed": SEED,
+             "train_seed": SEED, "flags": a.flags, "variant": a.variant, "threads": a.threads, "device": a.device,
+             "torch": torch.__version__, "cpus": os.cpu_count(),
              "command": "python benchmarks/lora_sst2.py " + shlex.join(sys.argv[1:] if argv is None else argv)}
     out, record = Path(a.out), {"runs": {}}
     with tempfile.TemporaryDirectory(prefix="minift-lora-sst2-") as work:
         write_tsv(Path(work) / "train.tsv", train_rows, pair=False)
         write_tsv(Path(work) / "eval.tsv", eval_rows, pair=False)
+        if fresh_rows:
+            write_tsv(Path(work) / "fresh.tsv", fresh_rows, pair=False)
         for method in methods:
             for lr in lrs[method]:
                 print(f"== {method}, lr {lr:g}: {n_train} train / {n_eval} held out, {a.epochs} epoch(s)", flush=True)
                 cmd = [sys.executable, __file__, "--child", method, "--lr", str(lr), "--workdir", work, "--epochs",
                        str(a.epochs), "--max-length", str(a.max_length), "--device", a.device, "--pooling",
-                       a.pooling, "--flags=" + a.flags] + (["--threads", str(a.threads)] if a.threads else [])
-                proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+                       a.pooling, "--flags=" + a.flags] + (["--threads", str(a.threads)] if a.threads else []) + \
+                    (["--variant", a.variant] if a.variant else [])
+                proc = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, text=True)
                 if proc.returncode:
                     raise SystemExit(f"{method} at lr {lr:g} failed (exit {proc.returncode})")
                 run = json.loads(proc.stdout.strip().splitlines()[-1].removeprefix("RESULT "))
-                run.update(method=method, lr=lr, pooling=a.pooling, flags=a.flags, command=setup["command"],
+                run.update(method=method, lr=lr, pooling=a.pooling, flags=a.flags, variant=a.variant,
+                           command=setup["command"],
                            finished=time.strftime("%Y-%m-%d %H:%M"))
-                print(f"   accuracy {run['accuracy']:.4f}, {run['trainable']:,} trainable, wall {run['wall_s']} s, "
+                fresh = f" (fresh rows {run['fresh_accuracy']:.4f})" if "fresh_accuracy" in run else ""
+                print(f"   accuracy {run['accuracy']:.4f}{fresh}, {run['trainable']:,} trainable, wall {run['wall_s']} s, "
                       f"peak {run['peak_rss_mb']} MB", flush=True)
                 key = f"{method}/lr{lr:g}" + ("" if a.pooling == "pooler" else f"/{a.pooling}") + \
-                    "".join("/" + f.lstrip("-") for f in a.flags.split())
+                    "".join("/" + f.lstrip("-") for f in a.flags.split()) + (f"/variant/{a.variant}" * bool(a.variant))
                 record = save_run(out, key, run, setup)
     table(record["runs"])
 
