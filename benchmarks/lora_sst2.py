@@ -21,14 +21,15 @@ sweep is optimistic by the sweep's noise).
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/lora_sst2.py \
         [--rows 20000/2000] [--epochs 1] [--max-length 128] [--methods full,probe,lora-qv,lora-all] \
         [--lrs full=1e-4/2e-4,lora-qv=1e-3] [--pooling pooler] [--flags "--lora-dropout 0"] [--threads 2] \
-        [--fresh 4000] [--variant loraplus:16|pissa|norms] [--device cpu] [--out benchmarks/results/lora_sst2.json]
+        [--fresh 4000] [--variant loraplus:16|pissa|norms|words] [--device cpu] \
+        [--out benchmarks/results/lora_sst2.json]
 
 `--pooling` applies to every method: minift's default, the pretrained pooler tanh(W h[CLS]), stays frozen under
 --freeze encoder and LoRA (as in PEFT), while all-MiniLM-L6-v2 was trained for mean pooling (`--pooling mean`).
 `--flags` adds minift flags to every run (e.g. `--lora-dropout 0`) and names the runs with them. `--fresh N` also
 scores every run (as minift's `--test`) on the N rows after the held-out ones: rows that pick nothing, so their
 accuracy is an unbiased estimate for a setting the held-out rows picked. `--variant` trains every run with one of
-lora_variants.py's LoRA variants (LoRA+, PiSSA, trained norms).
+lora_variants.py's LoRA variants (LoRA+, PiSSA, trained norms or word embeddings).
 The defaults are the issue's full size (20,000 / 2,000 rows, 1 epoch, the sweeps above). Every finished run is
 merged into --out at once (so partial results survive), and the table at the end reads the whole file.
 """
@@ -146,7 +147,8 @@ def main(argv=None) -> None:
     p.add_argument("--flags", default="", help="more minift flags for every run, e.g. \"--lora-dropout 0\"")
     p.add_argument("--fresh", type=int, default=0, metavar="N", help="also score every run on the N rows after the "
                    "held-out ones, which pick nothing (an unbiased estimate of the picked setting)")
-    p.add_argument("--variant", help="a LoRA variant for every run: loraplus:R, pissa or norms (lora_variants.py)")
+    p.add_argument("--variant", help="a LoRA variant for every run: loraplus:R, pissa, norms or words "
+                   "(lora_variants.py)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each run")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lora_sst2.json"))
@@ -194,7 +196,8 @@ def main(argv=None) -> None:
                 print(f"   accuracy {run['accuracy']:.4f}{fresh}, {run['trainable']:,} trainable, wall {run['wall_s']} s, "
                       f"peak {run['peak_rss_mb']} MB", flush=True)
                 key = f"{method}/lr{lr:g}" + ("" if a.pooling == "pooler" else f"/{a.pooling}") + \
-                    "".join("/" + f.lstrip("-") for f in a.flags.split()) + (f"/variant/{a.variant}" * bool(a.variant))
+                    "".join("/" + f.lstrip("-") for f in a.flags.split()) + \
+                    (f"/variant/{a.variant}" if a.variant else "")
                 record = save_run(out, key, run, setup)
     table(record["runs"])
 

@@ -96,6 +96,14 @@ def test_train_norms_unfreezes_layer_norms_and_biases_only():
     assert not any(n.startswith("encoder.embeddings.") for n in trainable)
 
 
+def test_train_words_unfreezes_the_word_embeddings_only():
+    model = lora_model()
+    before = {n for n, p in model.named_parameters() if p.requires_grad}
+    lora_variants.train_words(model)
+    after = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert after - before == {"encoder.embeddings.word.weight"} and before <= after
+
+
 def test_use_wraps_param_groups(monkeypatch):
     """After use(...), the optimizer recipes.make_optimizer builds has the variant; an unknown name exits."""
     monkeypatch.setattr(optim, "param_groups", optim.param_groups)  # restored after the test
