@@ -1,4 +1,4 @@
-"""Three LoRA variants tried against issue 16's gap (benchmarks/README.md, `lora_sst2.py`), as benchmark code only.
+"""LoRA variants tried against issue 16's gap (benchmarks/README.md, `lora_sst2.py`), as benchmark code only.
 
 Each is a change to how the optimizer sees a LoRA model, so each wraps `minift.optim.param_groups` (which
 `minift/recipes.py` calls once, after `lora.apply_lora`, to build the optimizer) inside one benchmark run:
@@ -16,7 +16,7 @@ Each is a change to how the optimizer sees a LoRA model, so each wraps `minift.o
     python benchmarks/lora_sst2.py ... --methods lora-all --variant pissa
 
 tests/test_lora_variants.py checks `loraplus` and `pissa` against PEFT. The merged model a run saves (W_res + s·B·A,
-and the trained norms) is exact for every variant; a `pissa` run's PEFT-format adapter is not (PEFT converts a
+and the trained norms or embeddings) is exact for every variant; a `pissa` run's PEFT-format adapter is not (PEFT converts a
 PiSSA adapter to a rank-2r LoRA before saving it), so these runs are scored on the merged model, which is what
 `minift.train` reloads at the end anyway.
 """
