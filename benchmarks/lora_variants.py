@@ -16,9 +16,9 @@ Each is a change to how the optimizer sees a LoRA model, so each wraps `minift.o
     python benchmarks/lora_sst2.py ... --methods lora-all --variant pissa
 
 tests/test_lora_variants.py checks `loraplus` and `pissa` against PEFT. The merged model a run saves (W_res + s·B·A,
-and the trained norms or embeddings) is exact for every variant; a `pissa` run's PEFT-format adapter is not (PEFT converts a
-PiSSA adapter to a rank-2r LoRA before saving it), so these runs are scored on the merged model, which is what
-`minift.train` reloads at the end anyway.
+and the trained norms or embeddings) is exact for every variant; a `pissa` run's PEFT-format adapter is not (PEFT
+converts a PiSSA adapter to a rank-2r LoRA before saving it), so these runs are scored on the merged model, which is
+what `minift.train` reloads at the end anyway.
 """
 from __future__ import annotations
 
