@@ -43,7 +43,7 @@ print("2. no softmax gives two labels above 0.5 (100,000 tries); d BCE / dz = si
 
 # 3. Pearson ignores a x + b, MSE does not. A predictor on the wrong scale (a cosine in [-1, 1] for a 0-5
 #    similarity) is refitted by least squares on training rows: Pearson unchanged, MSE far lower.
-gold = torch.rand(400, dtype=torch.float64) * 5
+gold = torch.rand(400, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 5
 noise = torch.randn(400, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 cosine = (gold / 5) * 0.6 + 0.2 + 0.08 * noise  # a similarity on the wrong scale
 fit, held = slice(0, 300), slice(300, None)
@@ -54,4 +54,4 @@ print(f"3. a = {float(a):.2f}, b = {float(b):.2f}: held-out Pearson {pearson(cos
       f"{pearson(rescaled[held], gold[held]):.4f}, MSE {mse(gold[held], cosine[held]):.3f} -> "
       f"{mse(gold[held], rescaled[held]):.3f}")
 assert abs(pearson(rescaled[held], gold[held]) - pearson(cosine[held], gold[held])) < 1e-12
-assert mse(gold[held], rescaled[held]) < 0.1 * mse(gold[held], cosine[held])
+assert mse(gold[held], rescaled[held]) < 0.2 * mse(gold[held], cosine[held])  # typically ~0.1: five times is safe
