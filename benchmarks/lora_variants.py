@@ -72,7 +72,7 @@ def train_words(model: nn.Module) -> None:
 def use(variant: str) -> None:
     """Wrap `optim.param_groups` so that every optimizer built from now on sees `variant` (one of VARIANTS)."""
     name, _, arg = variant.partition(":")
-    if name not in ("loraplus", "pissa", "norms", "words") or (name == "loraplus") != bool(arg):
+    if name not in {v.partition(":")[0] for v in VARIANTS} or (name == "loraplus") != bool(arg):
         raise SystemExit(f"--variant {variant!r}: expected one of {', '.join(VARIANTS)}")
     plain = optim.param_groups
 
