@@ -9,6 +9,8 @@ the next are held out), for the same epochs, batch size 32 and max length, and i
     probe      --freeze encoder: the head alone (a linear probe)         1e-3, 2e-3
     lora-qv    --lora 8 --lora-targets query,value --save-adapter        5e-4, 1e-3, 3e-3
     lora-all   --lora 8 --lora-targets all --save-adapter                5e-4, 1e-3, 3e-3
+    lora-emb   --lora 8 --lora-targets all,embeddings --save-adapter     5e-4
+               (and a rank-4 adapter on the word embeddings, α 4)
 
 Each (method, learning rate) runs in its own process, one after the other, so that its peak memory is its own:
 the RSS high-water mark of that process (resource.getrusage, ru_maxrss), which includes Python, torch and the
@@ -19,7 +21,7 @@ picked by held-out accuracy (the issue's protocol: the same held-out rows select
 sweep is optimistic by the sweep's noise).
 
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/lora_sst2.py \
-        [--rows 20000/2000] [--epochs 1] [--max-length 128] [--methods full,probe,lora-qv,lora-all] \
+        [--rows 20000/2000] [--epochs 1] [--max-length 128] [--methods full,probe,lora-qv,lora-all,lora-emb] \
         [--lrs full=1e-4/2e-4,lora-qv=1e-3] [--pooling pooler] [--flags "--lora-dropout 0"] [--threads 2] \
         [--fresh 4000] [--variant loraplus:16|pissa|norms|words] [--device cpu] \
         [--out benchmarks/results/lora_sst2.json]
@@ -58,6 +60,7 @@ METHODS = {
     "probe": (["--freeze", "encoder"], [1e-3, 2e-3]),
     "lora-qv": (["--lora", "8", "--lora-targets", "query,value", "--save-adapter"], [5e-4, 1e-3, 3e-3]),
     "lora-all": (["--lora", "8", "--lora-targets", "all", "--save-adapter"], [5e-4, 1e-3, 3e-3]),
+    "lora-emb": (["--lora", "8", "--lora-targets", "all,embeddings", "--save-adapter"], [5e-4]),
 }
 
 

@@ -79,7 +79,8 @@ def use(variant: str) -> None:
     def param_groups(model, *args, **kwargs):
         if name == "pissa":
             for module in lora_modules(model).values():
-                pissa_init(module)
+                if isinstance(module, LoRALinear):  # an SVD start for the linear layers' adapters only
+                    pissa_init(module)
         if name == "norms":
             train_norms(model)
         if name == "words":

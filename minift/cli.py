@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from minift import atomic, lora
+from minift.adapter import load_adapter
 from minift.checkpoint import CheckpointError, read_meta
 from minift.config import ConfigError
 from minift.data import DataError
@@ -102,5 +103,5 @@ def load_trained(folder: str | Path, device: torch.device, adapter: str | Path |
         if not task.peft_task_type:
             raise CheckpointError(f"--adapter {adapter}: a {task.kind} model has no adapter folder; load its merged "
                                   "model with --model alone")
-        lora.merge_lora(lora.load_adapter(model, saved, task.adapter_heads))
+        lora.merge_lora(load_adapter(model, saved, task.adapter_heads))
     return task, model.to(device).eval()

@@ -161,7 +161,11 @@ def setup(args) -> Run:
     encoder.gradient_checkpointing = args.gradient_checkpointing
     model = task.build_model(encoder).to(device)
     if args.lora:  # A and B are new parameters: before the optimizer
-        lora.apply_lora(model, args.lora, args.lora_alpha, args.lora_dropout, args.lora_targets)
+        try:
+            lora.apply_lora(model, args.lora, args.lora_alpha, args.lora_dropout, args.lora_targets,
+                            args.lora_embedding_rank, args.lora_embedding_alpha)
+        except ValueError as e:
+            raise cli.UsageError(f"--lora-targets {args.lora_targets}: {e}") from None
     # The optimizer holds every parameter (under LoRA: A, B and the head); frozen ones get no gradient, and the
     # optimizer skips them.
     opt = recipes.make_optimizer(args, model)

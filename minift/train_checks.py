@@ -102,6 +102,8 @@ def check_lora(args) -> None:
     if args.lora < 0 or not 0 <= args.lora_dropout < 1:
         raise cli.UsageError(f"--lora {args.lora} --lora-dropout {args.lora_dropout}: the rank must be at least 1 "
                              "(0: no LoRA), the dropout in [0, 1)")
+    if args.lora_embedding_rank < 1:
+        raise cli.UsageError(f"--lora-embedding-rank {args.lora_embedding_rank}: the rank must be at least 1")
     if args.lora_alpha is None:
         args.lora_alpha = lora.RECIPE["alpha_per_rank"] * args.lora
     if args.gradual_unfreeze:

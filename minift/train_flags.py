@@ -135,7 +135,11 @@ def add_lora_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lora-dropout", type=float, default=r["dropout"], help="dropout on the adapters' input")
     g.add_argument("--lora-targets", default=",".join(lora.DEFAULT_TARGETS),
                    help=f"the layers to adapt in every encoder layer, comma-separated: {', '.join(lora.TARGETS)}; "
-                        "or all")
+                        f"or all; and {lora.EMBEDDINGS} (the word embeddings, with their own rank and alpha)")
+    g.add_argument("--lora-embedding-rank", type=int, default=lora.EMBEDDING_RANK, metavar="R",
+                   help=f"rank of the word embeddings' adapter (--lora-targets ...,{lora.EMBEDDINGS})")
+    g.add_argument("--lora-embedding-alpha", type=float, help="its alpha; None: its rank (scale 1: its B starts "
+                   "random, not A, so it moves faster than the layers' adapters at the same alpha/r)")
     g.add_argument("--save-adapter", action="store_true", help="also write the adapters and the head alone to "
                    "--out in PEFT's layout (adapter_config.json, adapter_model.safetensors), for --adapter")
 

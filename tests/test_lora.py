@@ -1,12 +1,10 @@
 """minift.lora against its formula and against PEFT (the de-facto reference, a test-only oracle).
 
-LoRALinear equals x (W + (α/r)·B·A)ᵀ + b on drawn shapes; a fresh LoRA model equals its base bit for bit; merging
-changes outputs by rounding only and gives back a plain checkpoint; gradients reach only A, B and the head; and on
-tiny random BERT (with a classification head), RoBERTa and DistilBERT models, minift's forward, backward and
-adapter files agree with PEFT's LoraModel, both ways."""
-import copy
-import json
-
+LoRALinear equals x (W + (α/r)·B·A)ᵀ + b and LoRAEmbedding (E + (α/r)·(B·A)ᵀ)[ids] on drawn shapes; a fresh LoRA
+model equals its base bit for bit; merging changes outputs by rounding only and gives back a plain checkpoint;
+gradients reach only A, B and the head; and on tiny random BERT (with a classification head), RoBERTa and
+DistilBERT models, minift's forward and backward agree with PEFT's LoraModel (the adapter files:
+tests/test_adapter.py)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,12 +15,13 @@ from torch import nn
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
-from minift import checkpoint, lora  # noqa: E402
+from minift import adapter, checkpoint, lora  # noqa: E402
 from minift.config import EncoderConfig  # noqa: E402
 from minift.encoder import Encoder  # noqa: E402
 from minift.freeze import count_parameters  # noqa: E402
 from minift.optim import AdamW, param_groups  # noqa: E402
 from minift.tasks.sentence import SentenceModel  # noqa: E402
+from minift.unilm import Seq2SeqLM  # noqa: E402
 
 VOCAB, MAXPOS, LABELS = 101, 40, 3
 TINY = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
@@ -68,7 +67,7 @@ def load_ours(family, folder):
 
 
 def head_names(family):
-    return lora.HEAD_NAMES if family == "bert" else {}
+    return adapter.HEAD_NAMES if family == "bert" else {}
 
 
 def batch(family, seed=0, B=3, T=11):
@@ -108,7 +107,7 @@ def randomise(model, seed=1):
 
 def peft_lora_layers(peft_model):
     """Names (without PEFT's base_model.model.) of the modules PEFT put a LoRA adapter on."""
-    return {n.removeprefix(lora.PEFT_PREFIX) for n, m in peft_model.named_modules()
+    return {n.removeprefix(adapter.PEFT_PREFIX) for n, m in peft_model.named_modules()
             if isinstance(m, peft.tuners.lora.LoraLayer)}
 
 
@@ -164,8 +163,49 @@ def test_lora_linear_initialisation(d_in, d_out, r):
         lora.LoRALinear(nn.Linear(4, 4), 0, 8)
 
 
+# ---- LoRAEmbedding: the formula ----
+@settings(deadline=None, max_examples=60)
+@given(V=st.integers(1, 12), H=st.integers(1, 8), r=st.integers(1, 6),
+       alpha=st.one_of(st.sampled_from([0.0, 1.0]), st.floats(-64, 64)), pad=st.booleans(),
+       shape=st.lists(st.integers(1, 4), min_size=0, max_size=3), seed=st.integers(0, 2**31 - 1))
+def test_lora_embedding_is_the_formula(V, H, r, alpha, pad, shape, seed):
+    """forward = (E + (α/r)·(B·A)ᵀ)[ids]: a row lookup in the updated table; merge writes that table, unmerge gives
+    E back; the padding token's column of A gets no gradient (PEFT passes padding_idx). Catches a missing or
+    inverted scale, B·A not transposed, A and B swapped, a padding row that trains."""
+    g = torch.Generator().manual_seed(seed)
+    base = nn.Embedding(V, H, padding_idx=V - 1 if pad else None).double()
+    layer = lora.LoRAEmbedding(base, r, alpha)
+    with torch.no_grad():
+        for t in (base.weight, layer.lora_A, layer.lora_B):
+            t.copy_(torch.randn(t.shape, generator=g, dtype=torch.float64))
+    E, A, B, s = base.weight.detach().clone(), layer.lora_A.detach().clone(), layer.lora_B.detach(), alpha / r
+    ids = torch.randint(0, V, shape, generator=g)
+    table = E + s * (B @ A).T  # (V, H)
+    got = layer(ids)
+    assert got.shape == (*shape, H) and torch.allclose(got, table[ids], rtol=1e-10, atol=1e-10)
+    got.sum().backward()
+    if pad:
+        assert torch.equal(layer.lora_A.grad[:, V - 1], torch.zeros(r, dtype=torch.float64))
+    layer.merge()
+    assert layer.merged and torch.allclose(base.weight, table, rtol=1e-12, atol=1e-10)
+    assert torch.allclose(layer(ids), table[ids], rtol=1e-10, atol=1e-10)
+    layer.unmerge()
+    assert not layer.merged and torch.allclose(base.weight, E, rtol=1e-12, atol=1e-9)
+
+
+def test_lora_embedding_initialisation():
+    """As PEFT: A (r × V) zeros, B (H × r) drawn N(0, 1); the base frozen; scale α/r."""
+    base = nn.Embedding(30, 6, padding_idx=0)
+    torch.manual_seed(5)
+    oracle = torch.randn(6, 4)
+    torch.manual_seed(5)
+    layer = lora.LoRAEmbedding(base, 4, alpha=2)
+    assert torch.equal(layer.lora_A, torch.zeros(4, 30)) and torch.equal(layer.lora_B, oracle)
+    assert not base.weight.requires_grad and layer.scaling == 0.5
+
+
 # ---- applying, merging, what trains ----
-@pytest.mark.parametrize("targets", ["query,value", "all"])
+@pytest.mark.parametrize("targets", ["query,value", "all,embeddings"])
 def test_fresh_lora_model_equals_base_exactly(base, targets):
     """B = 0: every output is bit for bit the base model's, on the fast (stacked, packed) and reference paths."""
     family, folder = base
@@ -185,7 +225,7 @@ def test_merge_lora_gives_a_plain_checkpoint(base, tmp_path):
     """Merged outputs agree with the adapters' within 1e-6 (of the largest output); the state_dict has exactly the
     base model's keys, and transformers loads the saved encoder and computes the same outputs."""
     family, folder = base
-    ours = randomise(lora.apply_lora(load_ours(family, folder), r=4, alpha=8, targets="all"))
+    ours = randomise(lora.apply_lora(load_ours(family, folder), r=4, alpha=8, targets="all,embeddings"))
     ids, mask = batch(family)
     with torch.no_grad():
         adapted = out_ours(family, ours, ids, mask)
@@ -208,12 +248,13 @@ def test_merge_lora_gives_a_plain_checkpoint(base, tmp_path):
         assert ((hidden - encoder(ids, mask)) * mask[..., None]).abs().max() <= 1e-5
 
 
-def test_gradients_reach_only_adapters_and_head(base):
+@pytest.mark.parametrize("words", [False, True], ids=["layers", "with-embeddings"])
+def test_gradients_reach_only_adapters_and_head(base, words):
     """After apply_lora, backward fills the grads of A, B (of the chosen layers) and the head, nothing else; one
     AdamW step with weight decay leaves every other parameter bit for bit."""
     family, folder = base
     model = randomise(lora.apply_lora(load_ours(family, folder).train(), r=2, alpha=4, dropout=0.1,
-                                      targets="key,output"))
+                                      targets="key,output" + ",embeddings" * words))
     ids, mask = batch(family)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = AdamW(param_groups(model, 1e-2, 0.1), lr=1e-2)
@@ -221,7 +262,7 @@ def test_gradients_reach_only_adapters_and_head(base):
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
     prefix = "encoder." if family == "bert" else ""
     adapters = {f"{prefix}layers.{i}.{path}.lora_{x}" for i in range(2) for path in ("attn.key", "ffn.down")
-                for x in "AB"}
+                for x in "AB"} | {f"{prefix}embeddings.word.lora_{x}" for x in "AB" if words}
     head = {"head.out.weight", "head.out.bias"} if family == "bert" else set()
     assert with_grad == adapters | head
     assert {n for n, p in model.named_parameters() if p.requires_grad} == adapters | head
@@ -238,9 +279,22 @@ def test_apply_lora_errors():
     with pytest.raises(ValueError, match="none given"):
         lora.parse_targets(" , ")
     assert lora.parse_targets("Value, query") == ("query", "value")  # order and case do not matter
+    assert lora.parse_targets("embeddings,all") == (*lora.TARGETS, "embeddings")
     lora.apply_lora(encoder)
     with pytest.raises(ValueError, match="already has LoRA"):
         lora.apply_lora(encoder)
+
+
+def test_a_tied_output_layer_refuses_the_embeddings_target():
+    """The LM head scores against the word embeddings' table (tied): an adapter on that table would change the
+    input side only until merged, so apply_lora refuses it, naming the module that shares it."""
+    encoder = Encoder(EncoderConfig(vocab_size=20, hidden_size=8, num_layers=1, num_heads=2, intermediate_size=8,
+                                    max_positions=8))
+    model = Seq2SeqLM(encoder)
+    with pytest.raises(ValueError, match="which this model's head.word shares"):
+        lora.apply_lora(model, targets="query,embeddings")
+    assert not lora.lora_modules(model)
+    lora.apply_lora(model, targets="query")  # the linear targets are fine
 
 
 def test_settings_and_freezing_adapters_by_layer():
@@ -262,20 +316,40 @@ def test_settings_and_freezing_adapters_by_layer():
                           ("layers:3", "no layer 3")):
         with pytest.raises(ValueError, match=message):
             lora.freeze_adapters(model, spec)
+    words = lora.merge_lora(model) and lora.apply_lora(model, r=2, alpha=3.0, targets="value,embeddings",
+                                                         embedding_r=3)
+    assert lora.settings(words) == {"r": 2, "alpha": 3.0, "dropout": 0.0, "targets": ["value", "embeddings"],
+                                    "embedding_r": 3, "embedding_alpha": 3}  # α: the rank, unless given
+    lora.freeze_adapters(words, "embeddings")  # the word embeddings' adapter stays as it starts, B·A = 0
+    assert {n for n, p in words.named_parameters() if "lora_" in n and p.requires_grad} == {
+        f"encoder.layers.{i}.attn.value.lora_{x}" for i in range(3) for x in "AB"}
+    lora.freeze_adapters(words, "layers:0-2")
+    assert {n for n, p in words.named_parameters() if "lora_" in n and p.requires_grad} == {
+        "encoder.embeddings.word.lora_A", "encoder.embeddings.word.lora_B"}
 
 
 # ---- PEFT: the same computation, the same files ----
 def peft_model(family, folder, targets):
-    """PEFT's LoraModel on the transformers model, adapting the layers minift adapted for `targets`."""
-    ours = lora.apply_lora(load_ours(family, folder), r=4, alpha=8, targets=targets)
+    """PEFT's LoraModel on the transformers model, adapting the layers minift adapted for `targets` (the word
+    embeddings at their own rank 2 and α 3: PEFT's rank_pattern and alpha_pattern)."""
+    ours = lora.apply_lora(load_ours(family, folder), r=4, alpha=8, targets=targets, embedding_r=2, embedding_alpha=3)
     config = peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, task_type="SEQ_CLS" if family == "bert" else None,
-                             target_modules=lora.peft_target_modules(lora._encoder(ours)))
+                             target_modules=adapter.peft_target_modules(lora._encoder(ours)),
+                             **({"rank_pattern": {"word_embeddings": 2}, "alpha_pattern": {"word_embeddings": 3}}
+                                if "embeddings" in targets else {}))
     theirs = peft.get_peft_model(load_hf(family, folder), config).eval()
     assert peft_lora_layers(theirs) == set(hf_names(family, ours).values())  # the same layers, no more
     return randomise(ours), theirs
 
 
-@pytest.mark.parametrize("targets", ["query,value", "output", "all"])
+def peft_factors(layer):
+    """PEFT's A and B of one adapted layer: lora_embedding_A / _B (parameters) or lora_A / lora_B (nn.Linear)."""
+    if "default" in getattr(layer, "lora_embedding_A", {}):
+        return layer.lora_embedding_A["default"], layer.lora_embedding_B["default"]
+    return layer.lora_A["default"].weight, layer.lora_B["default"].weight
+
+
+@pytest.mark.parametrize("targets", ["query,value", "output", "all,embeddings"])
 def test_forward_and_backward_equal_peft(base, targets):
     """With the same A and B, PEFT's logits (hidden states) and gradients of A, B and the head equal minift's."""
     family, folder = base
@@ -283,9 +357,9 @@ def test_forward_and_backward_equal_peft(base, targets):
     names = hf_names(family, ours)
     with torch.no_grad():
         for name, m in lora.lora_modules(ours).items():
-            layer = theirs.base_model.model.get_submodule(names[name])
-            layer.lora_A["default"].weight.copy_(m.lora_A)
-            layer.lora_B["default"].weight.copy_(m.lora_B)
+            a, b = peft_factors(theirs.base_model.model.get_submodule(names[name]))
+            a.copy_(m.lora_A)
+            b.copy_(m.lora_B)
     ids, mask = batch(family, seed=3)
     weights = torch.randn(out_ours(family, ours, ids, mask).shape, generator=torch.Generator().manual_seed(4))
     got, ref = out_ours(family, ours, ids, mask), out_hf(family, theirs, ids, mask)
@@ -293,87 +367,10 @@ def test_forward_and_backward_equal_peft(base, targets):
     (got * weights).sum().backward()
     (ref * weights).sum().backward()
     for name, m in lora.lora_modules(ours).items():
-        layer = theirs.base_model.model.get_submodule(names[name])
-        assert close(m.lora_A.grad, layer.lora_A["default"].weight.grad, 1e-5), name
-        assert close(m.lora_B.grad, layer.lora_B["default"].weight.grad, 1e-5), name
+        a, b = peft_factors(theirs.base_model.model.get_submodule(names[name]))
+        assert close(m.lora_A.grad, a.grad, 1e-5) and close(m.lora_B.grad, b.grad, 1e-5), name
     trainable, _ = count_parameters(ours)  # the count the training loop prints
     assert trainable == theirs.get_nb_trainable_parameters()[0]
     if family == "bert":
         assert close(ours.head.out.weight.grad, theirs.base_model.model.classifier.modules_to_save[
             "default"].weight.grad, 1e-5)
-
-
-def test_distilbert_targets_are_its_own_names(tmp_path):
-    """PEFT must be told DistilBERT's names (q_lin, v_lin), not BERT's."""
-    torch.manual_seed(0)
-    FAMILIES["distilbert"]().save_pretrained(tmp_path)
-    encoder = lora.apply_lora(Encoder.from_pretrained(tmp_path))
-    assert lora.peft_target_modules(encoder) == ["q_lin", "v_lin"]
-
-
-@pytest.mark.parametrize("targets", ["query,value", "output"])
-def test_saved_adapter_loads_in_peft(base, targets, tmp_path):
-    """save_adapter's folder, through peft.PeftModel.from_pretrained on the base transformers model: the same
-    outputs as minift's, the same layers adapted; minift's load_adapter reads it back to the same outputs."""
-    family, folder = base
-    ours = randomise(lora.apply_lora(load_ours(family, folder), r=4, alpha=8, dropout=0.1, targets=targets))
-    if family == "bert":
-        nn.init.normal_(ours.head.out.weight)  # a trained head differs from the checkpoint's
-    lora.save_adapter(ours, tmp_path, str(folder), "SEQ_CLS" if family == "bert" else "FEATURE_EXTRACTION",
-                      head_names(family))
-    config = json.loads((tmp_path / "adapter_config.json").read_text())
-    assert config["r"] == 4 and config["lora_alpha"] == 8 and config["lora_dropout"] == 0.1
-    assert config["modules_to_save"] == (["classifier"] if family == "bert" else None)
-    theirs = peft.PeftModel.from_pretrained(load_hf(family, folder), tmp_path).eval()
-    assert peft_lora_layers(theirs) == set(hf_names(family, ours).values())
-    ids, mask = batch(family, seed=5)
-    with torch.no_grad():
-        got = out_ours(family, ours, ids, mask)
-        assert (got - out_hf(family, theirs, ids, mask)).abs().max() <= 1e-5
-        again = lora.load_adapter(load_ours(family, folder), tmp_path, head_names(family)).eval()
-        assert torch.equal(out_ours(family, again, ids, mask), got)
-
-
-def test_load_adapter_reads_peft_files(base, tmp_path):
-    """An adapter PEFT trained and saved (save_pretrained) gives in minift the outputs it gives in PEFT."""
-    family, folder = base
-    torch.manual_seed(7)
-    # "output.dense" also ends attention.output.dense: PEFT adapts both (not BERT's pooler.dense)
-    targets = ["query", "value", "output.dense"] if family != "distilbert" else ["q_lin", "v_lin", "out_lin", "lin2"]
-    config = peft.LoraConfig(r=3, lora_alpha=6, target_modules=targets,
-                             task_type="SEQ_CLS" if family == "bert" else None)
-    theirs = peft.get_peft_model(load_hf(family, folder), config).eval()
-    with torch.no_grad():
-        for name, p in theirs.named_parameters():
-            if p.requires_grad:  # lora_A, lora_B, and the classifier PEFT trains
-                p.add_(torch.randn_like(p) * 0.3)
-    theirs.save_pretrained(tmp_path)
-    ours = lora.load_adapter(load_ours(family, folder), tmp_path, head_names(family)).eval()
-    assert set(hf_names(family, ours).values()) == peft_lora_layers(theirs)
-    ids, mask = batch(family, seed=6)
-    with torch.no_grad():
-        assert (out_ours(family, ours, ids, mask) - out_hf(family, theirs, ids, mask)).abs().max() <= 1e-5
-
-
-def test_load_adapter_errors(tmp_path):
-    torch.manual_seed(0)
-    FAMILIES["bert"]().save_pretrained(tmp_path / "base")
-    model = lambda: load_ours("bert", tmp_path / "base")  # noqa: E731
-    with pytest.raises(checkpoint.CheckpointError, match="no adapter_config.json"):
-        lora.load_adapter(model(), tmp_path / "base")
-    lora.save_adapter(lora.apply_lora(model()), tmp_path / "ad", head_names={})  # no head saved
-    with pytest.raises(checkpoint.CheckpointError, match="no tensors for the task head classifier"):
-        lora.load_adapter(model(), tmp_path / "ad")
-    config = json.loads((tmp_path / "ad" / "adapter_config.json").read_text())
-    (tmp_path / "ad" / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
-    with pytest.raises(checkpoint.CheckpointError, match="plain LoRA adapters only; this one has use_dora=True"):
-        lora.load_adapter(model(), tmp_path / "ad", head_names={})
-    other = copy.deepcopy(load_ours("bert", tmp_path / "base"))
-    other.encoder.layers = other.encoder.layers[:1]  # a one-layer model: layer 1's tensors fit nowhere
-    lora.save_adapter(lora.apply_lora(model()), tmp_path / "ad2")
-    with pytest.raises(checkpoint.CheckpointError, match=r"unexpected in the checkpoint: layers\.1\."):
-        lora.load_adapter(other, tmp_path / "ad2")
-    pooled = peft.get_peft_model(load_hf("bert", tmp_path / "base"), peft.LoraConfig(target_modules=["dense"]))
-    pooled.save_pretrained(tmp_path / "ad3")  # PEFT adapts the pooler too, which apply_lora never does
-    with pytest.raises(checkpoint.CheckpointError, match="unexpected in the checkpoint: pooler.lora_A"):
-        lora.load_adapter(model(), tmp_path / "ad3", head_names={})

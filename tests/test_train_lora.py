@@ -92,6 +92,31 @@ def test_merged_model_loads_in_transformers_and_adapter_in_peft_with_the_same_lo
     assert (unadapted - mine).abs().max() > 1e-2  # the adapters matter (0.05 here)
 
 
+def test_lora_on_the_word_embeddings_end_to_end(files, tmp_path, capsys):  # noqa: F811
+    """--lora-targets query,embeddings --lora-embedding-rank 2: the word embeddings' A (2 × V) and B (H × 2) train
+    beside query's adapters; the merged folder's word embeddings moved (the padding row did not); minift.json
+    records the embedding rank and α (the rank); PEFT's PeftModel on the base and `--adapter` give the merged
+    model's logits. Catches an embedding adapter left unmerged, unsaved, or saved under keys PEFT skips."""
+    out = tmp_path / "run"
+    run_train(files, out, "--max-steps", "3", "--lora", str(R), "--lora-targets", "query,embeddings",
+              "--lora-embedding-rank", "2", "--save-adapter", "--lr", "1e-2")
+    vocab = json.loads((tmp_path / "run" / "config.json").read_text())["vocab_size"]
+    trainable = adapter_count([(HIDDEN, HIDDEN)]) + 2 * vocab + HIDDEN * 2 + HIDDEN * 2 + 2
+    assert f"trainable parameters: {trainable:,} of " in capsys.readouterr().err
+    meta = json.loads((out / "minift.json").read_text())["lora"]
+    assert meta["targets"] == ["query", "embeddings"] and (meta["embedding_r"], meta["embedding_alpha"]) == (2, 2)
+    name = "embeddings.word_embeddings.weight"
+    saved, base = load_file(out / "model.safetensors")["bert." + name], base_state(files)[name]
+    assert not torch.equal(saved, base) and torch.equal(saved[0], base[0])  # pad id 0: its column of A stays 0
+    task, ours = cli.load_trained(out, torch.device("cpu"))
+    hf_base = transformers.AutoModelForSequenceClassification.from_pretrained(files["model"], num_labels=2)
+    adapted = peft.PeftModel.from_pretrained(hf_base, out / ADAPTER_FOLDER).eval()
+    mine = logits_of(ours, task.tokenizer)
+    torch.testing.assert_close(logits_of(hf_logits(adapted), task.tokenizer), mine, rtol=1e-5, atol=1e-6)
+    loaded = cli.load_trained(files["model"], torch.device("cpu"), out / ADAPTER_FOLDER)[1]
+    assert torch.equal(logits_of(loaded, task.tokenizer), mine)
+
+
 def test_evaluate_and_predict_with_adapter_equal_the_merged_model(files, lora_run, capsys):  # noqa: F811
     """--model BASE --adapter OUT/adapter (or OUT) merges the adapters as the run did: the same output to the last
     digit, the same weights bit for bit."""
@@ -192,6 +217,11 @@ def test_bf16_with_lora_trains_to_the_fp32_loss(files, tmp_path):  # noqa: F811
     (["--lora", "4", "--freeze", "layers:7"], "there is no layer 7"),
     (["--lora", "4", "--gradual-unfreeze"], "--gradual-unfreeze"),
     (["--save-adapter"], "it needs --lora R"),
+    (["--lora", "4", "--lora-embedding-rank", "0"], "--lora-embedding-rank 0: the rank must be at least 1"),
+    (["--lora", "4", "--lora-targets", "query,embeddings", "--task", "seq2seq", "--source-col", "text",
+      "--target-col", "label", "--max-length", "24", "--max-target-length", "8"],
+     "--lora-targets query,embeddings: the embeddings target adapts the word embeddings, which this model's "
+     "head.word shares"),
 ])
 def test_bad_lora_flags_exit_2_with_one_message(files, tmp_path, capsys, extra, message):  # noqa: F811
     assert cli.run(train.main, argv(files, tmp_path / "run", *extra), prog="minift.train") == 2

@@ -42,7 +42,7 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-from minift import atomic, card, lora
+from minift import adapter, atomic, card, lora
 from minift.checkpoint import MODEL_PREFIX
 from minift.config import architecture
 from minift.data import DataError, Example
@@ -168,7 +168,7 @@ class Task:
             plain.encoder.save_pretrained(tmp, plain.head.hf_tensors(family), config, prefix=MODEL_PREFIX[family])
             self.tokenizer.save(tmp)
             if adapter_of is not None:
-                lora.save_adapter(model, tmp / ADAPTER_FOLDER, adapter_of, self.peft_task_type, self.adapter_heads)
+                adapter.save_adapter(model, tmp / ADAPTER_FOLDER, adapter_of, self.peft_task_type, self.adapter_heads)
             self.write_meta(tmp)
         atomic.write_folder(folder, fill)
 
