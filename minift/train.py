@@ -46,7 +46,7 @@ from minift.splits import check_training_rows
 from minift.step import Update, update
 from minift.tasks import TASKS, Task
 from minift.tokenizer import Tokenizer
-from minift.train_checks import check_args
+from minift.train_checks import check_args, check_length
 from minift.train_flags import parser, settings, settings_line
 
 
@@ -129,22 +129,6 @@ def prepare(args, tokenizer):
     train_f = task.featurize(train, str(args.train))
     task.fit_loss(train_f)  # e.g. balanced class weights, from the training rows only
     return task, train_f, task.featurize(valid, str(args.valid or args.train)), task.featurize(test, str(args.test))
-
-
-def check_length(args, cfg) -> None:
-    """Fit the longest sequence into the model's position embeddings: a default --max-length is lowered to fit,
-    one the user gave is an error (before any data is read), not a failure in the middle of training."""
-    positions = cfg.max_tokens
-    extra = args.max_target_length + 1 if args.task == "seq2seq" else 0  # seq2seq: source, target, its [SEP]
-    if args.max_length + extra <= positions:
-        return
-    if args.max_length_is_default and positions - extra >= 2:
-        args.max_length = positions - extra
-        return
-    what = f"--max-length {args.max_length}" + (f" + --max-target-length {args.max_target_length} + 1" if extra
-                                                else "")
-    raise cli.UsageError(f"{what} tokens do not fit the {positions} positions of {args.model}: ask for at most "
-                         f"{positions} tokens in all")
 
 
 def setup(args) -> Run:

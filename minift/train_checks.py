@@ -1,8 +1,9 @@
 """The checks that reject a combination of `python -m minift.train` flags that cannot work, before anything loads.
 
 The flags themselves are declared in minift/train_flags.py; `check_args` runs after `train_flags.resolve_defaults`
-(it calls it if the loop has not), so every value it checks is the one the run will use. A check that fails raises
-`cli.UsageError`, which the command turns into one message and exit code 2.
+(it calls it if the loop has not), so every value it checks is the one the run will use; `check_length` runs once
+the model's config is read, before the data. A check that fails raises `cli.UsageError`, which the command turns
+into one message and exit code 2.
 """
 from __future__ import annotations
 
@@ -117,3 +118,19 @@ def check_lora(args) -> None:
             check()
         except ValueError as e:
             raise cli.UsageError(f"{flag}: {e}") from None
+
+
+def check_length(args, cfg) -> None:
+    """Fit the longest sequence into the model's position embeddings: a default --max-length is lowered to fit,
+    one the user gave is an error (before any data is read), not a failure in the middle of training."""
+    positions = cfg.max_tokens
+    extra = args.max_target_length + 1 if args.task == "seq2seq" else 0  # seq2seq: source, target, its [SEP]
+    if args.max_length + extra <= positions:
+        return
+    if args.max_length_is_default and positions - extra >= 2:
+        args.max_length = positions - extra
+        return
+    what = f"--max-length {args.max_length}" + (f" + --max-target-length {args.max_target_length} + 1" if extra
+                                                else "")
+    raise cli.UsageError(f"{what} tokens do not fit the {positions} positions of {args.model}: ask for at most "
+                         f"{positions} tokens in all")

@@ -225,7 +225,7 @@ def resolve_defaults(args) -> dict:
             if source[name] == "recipe":
                 setattr(args, name, lora.RECIPE[name])
     args.settings_source = source
-    args.max_length_is_default = source["max_length"] == "recipe"  # may be lowered to fit (train.check_length)
+    args.max_length_is_default = source["max_length"] == "recipe"  # may be lowered to fit (train_checks.check_length)
     return source
 
 

@@ -143,18 +143,20 @@ def test_adapter_on_a_folder_without_one_exits_2(files, tmp_path, capsys):  # no
 
 
 def test_resume_with_lora_ends_bitwise_equal(files, tmp_path, monkeypatch, capsys):  # noqa: F811
-    """As tests/test_train_faults.py without LoRA: Ctrl-C during update 3, resume from step-3; the weights (A, B,
-    head), AdamW moments and random state equal an uninterrupted run's bit for bit (LoRA dropout is on). Resuming
-    with another rank is a message, not a traceback."""
+    """As tests/test_train_faults.py without LoRA: Ctrl-C during update 3, resume from step-3; the weights (A, B of
+    every linear layer and of the word embeddings, head), AdamW moments and random state equal an uninterrupted
+    run's bit for bit (LoRA dropout is on). Resuming with another rank is a message, not a traceback."""
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    common = ("--max-steps", "6", "--eval-every", "3", "--save-every", "6", "--lora", str(R), "--lora-targets", "all")
+    common = ("--max-steps", "6", "--eval-every", "3", "--save-every", "6", "--lora", str(R), "--lora-targets",
+              "all,embeddings")
     run_train(files, whole, *common)
     on_loss_call(monkeypatch, 3, lambda: signal.raise_signal(signal.SIGINT))
     assert cli.run(train.main, argv(files, parts, *common), prog="minift.train") == 130
     monkeypatch.undo()
     run_train(files, parts, *common, "--resume", str(parts / "checkpoints" / "step-3"))
     same_tensors(whole / "checkpoints" / "step-6", parts / "checkpoints" / "step-6")
-    assert any(k.endswith("lora_B") for k in load_file(parts / "checkpoints" / "step-6" / "model.safetensors"))
+    saved = load_file(parts / "checkpoints" / "step-6" / "model.safetensors")
+    assert any(k.endswith("lora_B") for k in saved) and "encoder.embeddings.word.lora_A" in saved
     assert [r["valid"] for r in read_log(parts)] == [r["valid"] for r in read_log(whole)]
     capsys.readouterr()
     other_rank = argv(files, parts, *common, "--lora", str(R + 1), "--resume", str(parts / "checkpoints" / "step-3"))
