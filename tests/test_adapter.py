@@ -30,7 +30,7 @@ def test_distilbert_targets_are_its_own_names(tmp_path):
     assert adapter.peft_target_modules(encoder) == ["q_lin", "v_lin"]
 
 
-@pytest.mark.parametrize("targets", ["query,value", "output,embeddings"])
+@pytest.mark.parametrize("targets", ["query,value", "output,embeddings", "embeddings"])
 def test_saved_adapter_loads_in_peft(base, targets, tmp_path):  # noqa: F811
     """save_adapter's folder, through peft.PeftModel.from_pretrained on the base transformers model: the same
     outputs as minift's, the same layers adapted; minift's load_adapter reads it back to the same outputs."""
@@ -42,7 +42,8 @@ def test_saved_adapter_loads_in_peft(base, targets, tmp_path):  # noqa: F811
     adapter.save_adapter(ours, tmp_path, str(folder), "SEQ_CLS" if family == "bert" else "FEATURE_EXTRACTION",
                       head_names(family))
     config = json.loads((tmp_path / "adapter_config.json").read_text())
-    assert config["r"] == 4 and config["lora_alpha"] == 8 and config["lora_dropout"] == 0.1
+    linear = targets != "embeddings"  # without linear adapters, r and α are the embeddings' (and no dropout)
+    assert (config["r"], config["lora_alpha"], config["lora_dropout"]) == ((4, 8, 0.1) if linear else (2, 5, 0.0))
     assert config["modules_to_save"] == (["classifier"] if family == "bert" else None)
     words = "embeddings" in targets
     assert config["rank_pattern"] == ({"word_embeddings": 2} if words else {})
