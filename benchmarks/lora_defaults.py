@@ -13,7 +13,8 @@ no bundled set: `stsb` (STS-B, 2,000 pairs to train, the next 500 held out) and 
     full        no LoRA: full fine-tuning at the task's recipe
 
     HF_HUB_CACHE=../shared/hf-cache HF_HUB_OFFLINE=1 python benchmarks/lora_defaults.py \
-        [--targets all] [--data reviews,tagging,qa,generation,stsb,goemotions] [--configs recipe,full] \
+        [--targets all] [--flags "MINIFT FLAGS"] [--data reviews,tagging,qa,generation,stsb,goemotions] \
+        [--configs recipe,full] \
         [--out benchmarks/results/lora_defaults_cpu.json]
 
 15-70 s a run on 2 CPU cores for the bundled sets (the model comes from the Hub cache), 1-4 min for STS-B and
@@ -82,6 +83,8 @@ def run(task: str, argv: list[str]) -> tuple[float, str]:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--targets", default="all", help="--lora-targets for the LoRA runs")
+    p.add_argument("--flags", default="", help="more minift flags for the LoRA runs, e.g. \"--lora-embedding-alpha 1\" "
+                   "(they name the runs in --out)")
     p.add_argument("--data", default=",".join(DATA), help="comma-separated: " + ", ".join(DATA))
     p.add_argument("--configs", default="recipe,task rates,old + 1e-3,full", help="comma-separated, of those four")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lora_defaults_cpu.json"))
@@ -92,13 +95,13 @@ def main(argv=None) -> None:
         for name, extra in configs(task).items():
             if name not in a.configs.split(","):
                 continue
-            targets = ["--lora-targets", a.targets] if extra else []
+            targets = ["--lora-targets", a.targets, *a.flags.split()] if extra else []
             with tempfile.TemporaryDirectory(prefix="minift-lora-defaults-") as work:
                 argv_run = [*data_flags(data, Path(work)), "--out", str(Path(work) / "run"), "--seed", "42", "--quiet",
                             *extra, *targets]
                 start = time.perf_counter()
                 score, line = run(task, argv_run)
-            save_run(Path(a.out), f"{data}/{name}", {
+            save_run(Path(a.out), f"{data}/{name}" + (f" {a.flags}" if a.flags and extra else ""), {
                 "score": score, "line": line, "argv": argv_run, "command": command,
                 "when": time.strftime("%Y-%m-%d %H:%M"), "wall_s": round(time.perf_counter() - start, 1)},
                 {"cpus": os.cpu_count()})

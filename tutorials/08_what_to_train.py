@@ -29,6 +29,7 @@ At a larger scale (benchmarks/README.md, `lora_sst2.py`: 20,000 SST-2 rows, one 
 six linear layers of every layer (1.44% trainable) stays 1.7 points under full fine-tuning, whatever its α, rate or
 variant; what it cannot move is the word-embedding table, half the model. A rank-4 LoRA on that table as well
 (`--lora-targets all,embeddings`: LoRAEmbedding, E' = E + (α/r)(B·A)ᵀ; 1.97% trainable) lands 0.25 points under.
+Not everywhere: on GoEmotions it scored lower than the layers' adapters alone (benchmarks/README.md). Measure.
 """
 import copy
 import random
