@@ -16,10 +16,11 @@ import torch
 
 from minift import atomic, lora
 from minift.adapter import load_adapter
-from minift.checkpoint import CheckpointError, read_meta
+from minift.checkpoint import CheckpointError
 from minift.config import ConfigError
 from minift.data import DataError
 from minift.encoder import Encoder
+from minift.meta import read_meta
 from minift.tasks import ADAPTER_FOLDER, TASKS
 from minift.tokenizer import Tokenizer
 

@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from minift import cli
-from minift.checkpoint import CheckpointError, check_safetensors, read_meta
+from minift.checkpoint import CheckpointError, check_safetensors
 from minift.config import BERT_KEYS, ConfigError, EncoderConfig
 from minift.data import DataError, read_table
+from minift.meta import read_meta
 from minift.tasks.qa import read_squad
 from minift.tasks.tagging import read_conll
 from minift.tokenizer import Tokenizer
