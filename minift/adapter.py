@@ -28,6 +28,8 @@ from minift.lora import WORDS, LoRAEmbedding, LoRALinear, _encoder, apply_lora, 
 HEAD_NAMES = {"head.out": "classifier"}  # minift head module -> its Hugging Face name (sentence and token tasks)
 PEFT_PREFIX = "base_model.model."  # what PEFT puts before the base model's own module names
 PARAMS = {LoRALinear: ("lora_A.weight", "lora_B.weight"), LoRAEmbedding: ("lora_embedding_A", "lora_embedding_B")}
+WORD_EMBEDDINGS = "word_embeddings"  # the word table's Hugging Face name in every family (checkpoint.NAME_MAPS)
+WORDS_PATTERN = re.compile(rf"(.*\.)?{WORD_EMBEDDINGS}")  # a rank_pattern / alpha_pattern key that names it
 
 
 def _hf_module(name: str, family: str) -> str:
@@ -60,9 +62,7 @@ def peft_target_modules(encoder: Encoder) -> list[str]:
             targets.append(unique[0])
         else:
             targets += [_hf_module(n, family) for n in lora_modules(encoder) if n.endswith(f".{path}")]
-    if WORDS in lora_modules(encoder):
-        targets.append(_hf_module(WORDS, family).rpartition(".")[2])  # word_embeddings
-    return targets
+    return targets + ([WORD_EMBEDDINGS] if WORDS in lora_modules(encoder) else [])
 
 
 def save_adapter(model: nn.Module, folder, base_model_name_or_path: str | None = None,
@@ -82,13 +82,13 @@ def save_adapter(model: nn.Module, folder, base_model_name_or_path: str | None =
         tensors |= {f"{hf}.{a}": m.lora_A, f"{hf}.{b}": m.lora_B}
     for ours, hf in head_names.items():
         tensors.update({f"{PEFT_PREFIX}{hf}.{k}": t for k, t in model.get_submodule(ours).state_dict().items()})
-    words = _hf_module(WORDS, family).rpartition(".")[2]  # word_embeddings
+    words = "embedding_r" in lora
     r, alpha = lora.get("r", lora.get("embedding_r")), lora.get("alpha", lora.get("embedding_alpha"))
     config = {"peft_type": "LORA", "task_type": task_type, "base_model_name_or_path": base_model_name_or_path,
               "r": r, "lora_alpha": alpha, "lora_dropout": lora.get("dropout", 0.0),
               "target_modules": peft_target_modules(encoder), "modules_to_save": sorted(head_names.values()) or None,
-              "rank_pattern": {words: lora["embedding_r"]} if "embedding_r" in lora else {},
-              "alpha_pattern": {words: lora["embedding_alpha"]} if "embedding_r" in lora else {},
+              "rank_pattern": {WORD_EMBEDDINGS: lora["embedding_r"]} if words else {},
+              "alpha_pattern": {WORD_EMBEDDINGS: lora["embedding_alpha"]} if words else {},
               "bias": "none", "fan_in_fan_out": False, "inference_mode": True, "use_rslora": False,
               "use_dora": False, "init_lora_weights": True}
     folder = Path(folder)
@@ -102,7 +102,7 @@ def save_adapter(model: nn.Module, folder, base_model_name_or_path: str | None =
 def _embedding_pattern(config: dict, key: str) -> float | None:
     """The word embeddings' entry of rank_pattern or alpha_pattern (`key`), None if it has none."""
     pattern = config.get(key) or {}
-    return next((v for k, v in pattern.items() if re.fullmatch(r"(.*\.)?word_embeddings", k)), None)
+    return next((v for k, v in pattern.items() if WORDS_PATTERN.fullmatch(k)), None)
 
 
 def read_adapter_config(folder) -> dict:
@@ -115,8 +115,7 @@ def read_adapter_config(folder) -> dict:
                    "use_dora": False, "lora_bias": False, "layers_to_transform": None}
     wrong = [f"{k}={config[k]!r}" for k, v in unsupported.items() if k in config and config[k] not in (v, None)]
     for key in ("rank_pattern", "alpha_pattern"):  # minift's layers share one r and α; the word embeddings have theirs
-        wrong += [f"{key} {{{k!r}: ...}}" for k in config.get(key) or {}
-                  if not re.fullmatch(r"(.*\.)?word_embeddings", k)]
+        wrong += [f"{key} {{{k!r}: ...}}" for k in config.get(key) or {} if not WORDS_PATTERN.fullmatch(k)]
     if wrong:
         raise checkpoint.CheckpointError(f"{path}: minift reads plain LoRA adapters only (one r and α for the "
                                          f"layers, another for the word embeddings); this one has {', '.join(wrong)}")
@@ -133,7 +132,7 @@ def load_adapter(model: nn.Module, folder, head_names: dict[str, str] = HEAD_NAM
     family = encoder.cfg.model_type
     prefix = PEFT_PREFIX + ("" if model is encoder else checkpoint.MODEL_PREFIX[family])
     by_hf_head = {hf: ours for ours, hf in head_names.items()}
-    ends = {f".{n}": f".lora_{n.removesuffix('.weight')[-1]}" for pair in PARAMS.values() for n in pair}  # -> .lora_A
+    ends = {f".{peft}": f".{ours}" for pair in PARAMS.values() for peft, ours in zip(pair, ("lora_A", "lora_B"))}
     state, heads, unknown = {}, {name: {} for name in head_names}, []
     for key, t in tensors.items():
         module, _, param = key.removeprefix(PEFT_PREFIX).rpartition(".")  # classifier, weight

@@ -197,10 +197,11 @@ def apply_lora(model: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float
     if lora_modules(model):
         raise ValueError("the model already has LoRA layers; apply_lora once, or merge_lora first")
     word = encoder.embeddings.word
-    tied = [n for n, m in model.named_modules(remove_duplicate=False) if m is word and n != f"encoder.{WORDS}"]
-    if EMBEDDINGS in targets and model is not encoder and tied:
-        raise ValueError(f"the {EMBEDDINGS} target adapts the word embeddings, which this model's {tied[0]} shares "
-                         "(its output layer is tied to them); adapt the linear targets only")
+    if EMBEDDINGS in targets and model is not encoder:
+        tied = [n for n, m in model.named_modules(remove_duplicate=False) if m is word and n != f"encoder.{WORDS}"]
+        if tied:
+            raise ValueError(f"the {EMBEDDINGS} target adapts the word embeddings, which this model's {tied[0]} "
+                             "shares (its output layer is tied to them); adapt the linear targets only")
     for p in model.parameters():
         p.requires_grad_(True)
     encoder.requires_grad_(False)
